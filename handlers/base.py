@@ -1,0 +1,113 @@
+"""What a handler is: a payload schema plus a function from (payload, work dir) to artifacts.
+
+Handlers never touch the database or the network. The runner downloads the input into
+the work directory, probes and gates it, calls the handler, then verifies and uploads
+the artifacts it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from utils.ffmpeg import MediaLimits, ProbeResult, RunLimits
+from utils.ffmpeg_commands import WebVideoOptions
+from worker.errors import InvalidPayload
+
+
+class Payload(BaseModel):
+    """Base for payload schemas: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputRef(Payload):
+    """An object in Storage: payload.input."""
+
+    bucket: str = Field(default="media-uploads", min_length=1, max_length=100)
+    path: str = Field(min_length=1, max_length=1024)
+
+
+class InputPayload(Payload):
+    """A payload with one input object."""
+
+    input: InputRef
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """The ffmpeg side of the configuration, as handlers see it."""
+
+    ffmpeg_path: str
+    ffprobe_path: str
+    web_video: WebVideoOptions
+    limits: MediaLimits
+    timeout_seconds: float
+    stall_seconds: float
+
+    def run_limits(self, duration: float) -> RunLimits:
+        """FFMPEG_TIMEOUT_SECONDS, or 10x the input's duration (at least 5 min) when it is 0."""
+        timeout = self.timeout_seconds or max(300.0, duration * 10)
+        return RunLimits(timeout_seconds=timeout, stall_seconds=self.stall_seconds)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a handler may use."""
+
+    input_path: Path
+    probe: ProbeResult
+    work_dir: Path
+    media: MediaSettings
+    report_progress: Callable[[float], None]
+    should_stop: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One output file. `name` is its object name under {owner}/{job_id}/."""
+
+    kind: str
+    name: str
+    path: Path
+    content_type: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    artifacts: list[Artifact]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A job type: its name, payload schema and the function that runs it."""
+
+    name: str
+    payload_model: type[InputPayload]
+    run: Callable[[Any, JobContext], HandlerResult]
+    description: str = ""
+
+    def parse_payload(self, raw: Any) -> InputPayload:
+        """Validate a job's payload; raise InvalidPayload naming every bad field."""
+        if not isinstance(raw, dict):
+            raise InvalidPayload(f"payload must be a JSON object, got {type(raw).__name__}")
+        try:
+            return self.payload_model.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidPayload(f"invalid payload for {self.name}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """'payload.crf: must be <= 51; payload.foo: unknown key' from pydantic's errors."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in ("payload", *err["loc"]))
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,104 @@
+"""Claiming: order, due time, type filter, and no double claims under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from worker.db import JobStore
+from worker.errors import LeaseLost
+
+_open: list[JobStore] = []
+
+
+def store(db_url: str, name: str = "w1") -> JobStore:
+    s = JobStore(db_url, f"test:{name}", lease_seconds=30)
+    _open.append(s)
+    return s
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    yield
+    while _open:
+        _open.pop().close()
+
+
+def test_claim_order_is_priority_then_run_at_then_created_at(db_url: str) -> None:
+    s = store(db_url)
+    now = datetime.now(UTC)
+    low = s.insert_job("t.a", {"n": "low"}, priority=-10)
+    normal_late = s.insert_job("t.a", {"n": "normal_late"}, run_at=now - timedelta(seconds=1))
+    normal_early = s.insert_job("t.a", {"n": "normal_early"}, run_at=now - timedelta(seconds=5))
+    high = s.insert_job("t.a", {"n": "high"}, priority=10)
+    future = s.insert_job("t.a", {"n": "future"}, priority=100, run_at=now + timedelta(hours=1))
+    claimed = [s.claim_next_job() for _ in range(5)]
+    assert [j.id if j else None for j in claimed] == [high.id, normal_early.id, normal_late.id, low.id, None]
+    assert future.status == "pending"
+
+
+def test_claim_sets_lease_and_counts_the_attempt(db_url: str) -> None:
+    s = store(db_url)
+    s.insert_job("t.a", {})
+    job = s.claim_next_job()
+    assert job is not None
+    assert job.status == "processing" and job.attempts == 1 and job.locked_by == "test:w1"
+    assert job.locked_until is not None and job.started_at is not None
+    assert job.locked_until > datetime.now(UTC) + timedelta(seconds=20)
+
+
+def test_claim_respects_job_types(db_url: str) -> None:
+    s = store(db_url)
+    s.insert_job("video.process", {})
+    wanted = s.insert_job("media.probe", {})
+    job = s.claim_next_job(("media.probe",))
+    assert job is not None and job.id == wanted.id
+    assert s.claim_next_job(("media.probe",)) is None
+
+
+def test_complete_and_fail_write_only_with_our_lease(db_url: str) -> None:
+    s, other = store(db_url), store(db_url, "w2")
+    s.insert_job("t.a", {})
+    s.insert_job("t.a", {})
+    first, second = s.claim_next_job(), s.claim_next_job()
+    assert first and second
+    s.complete_job(first.id, {"outputs": []})
+    s.fail_job(second.id, "bad input: fix it")
+    done, failed = s.get_job(first.id), s.get_job(second.id)
+    assert done and done.status == "completed" and done.progress == 100 and done.completed_at
+    assert failed and failed.status == "failed" and failed.error == "bad input: fix it"
+    assert failed.errors[-1]["error"] == "bad input: fix it"
+    with pytest.raises(LeaseLost):
+        other.complete_job(first.id, {})
+
+
+def test_concurrent_claimers_never_share_a_job(db_url: str) -> None:
+    jobs = 400
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("insert into public.media_jobs (type, payload) "
+                     "select 't.noop', jsonb_build_object('n', g) from generate_series(1, %s) g", (jobs,))
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(index: int) -> None:
+        s = store(db_url, f"w{index}")
+        while (job := s.claim_next_job()) is not None:
+            with lock:
+                claimed.append(str(job.id))
+            s.complete_job(job.id, {})
+        s.close()
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == jobs
+    assert len(set(claimed)) == jobs
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select count(*) from public.media_jobs where status='completed' and attempts=1"
+                            ).fetchone() == (jobs,)

@@ -1,0 +1,319 @@
+"""Running ffprobe and ffmpeg safely: argv lists only, limits, and a supervisor.
+
+`probe()` reads a local file with a demuxer allow-list, so a playlist or concat file
+disguised as .mp4 is refused before anything opens the files it points at.
+`run_ffmpeg()` runs one ffmpeg in its own process group and kills the whole group on
+timeout, stall or a stop request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# DESIGN.md §8: the only demuxers ffprobe/ffmpeg may use on an input.
+ALLOWED_DEMUXERS = ("mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "mpegts", "flv", "ogg",
+                    "wav", "mp3", "flac", "aac")
+PROBE_TIMEOUT_SECONDS = 60
+PROBE_SIZE_BYTES = 50_000_000
+ANALYZE_DURATION_US = 20_000_000
+STDERR_TAIL_LINES = 20
+
+
+class MediaError(Exception):
+    """The input cannot be used, or ffmpeg failed on it. `stderr_tail` holds ffmpeg's last words."""
+
+    def __init__(self, message: str, stderr_tail: str = "", *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+        self.retryable = retryable
+
+
+class FFmpegStopped(Exception):
+    """ffmpeg was killed because the caller asked it to stop."""
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    max_pixels: int
+    max_duration_seconds: float
+    max_streams: int
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str | None
+    rotation: int
+    frame_rate: float | None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height after rotation is applied."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    codec: str
+    sample_rate: int | None
+    channels: int | None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What ffprobe found in a file."""
+
+    demuxer: str
+    format_name: str
+    duration: float
+    size: int
+    bit_rate: int | None
+    video: VideoStream | None
+    audio: AudioStream | None
+    stream_count: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The JSON-able summary stored in a job's result."""
+        meta: dict[str, Any] = {"format": self.format_name, "duration": round(self.duration, 3),
+                                "size": self.size, "bit_rate": self.bit_rate, "streams": self.stream_count}
+        if self.video:
+            w, h = self.video.display_size
+            meta["video"] = {"codec": self.video.codec, "width": w, "height": h,
+                             "pix_fmt": self.video.pix_fmt, "rotation": self.video.rotation,
+                             "frame_rate": self.video.frame_rate}
+        if self.audio:
+            meta["audio"] = {"codec": self.audio.codec, "sample_rate": self.audio.sample_rate,
+                             "channels": self.audio.channels}
+        return meta
+
+
+def _number(value: Any, kind: type = float) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _frame_rate(text: str | None) -> float | None:
+    if not text or "/" not in text:
+        return None
+    num, den = text.split("/", 1)
+    n, d = _number(num), _number(den)
+    return round(n / d, 3) if n and d else None
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    for side in stream.get("side_data_list", []):
+        if "rotation" in side:
+            return int(_number(side["rotation"]) or 0) % 360
+    return int(_number(stream.get("tags", {}).get("rotate")) or 0) % 360
+
+
+def parse_probe(data: dict[str, Any]) -> ProbeResult:
+    """Build a ProbeResult from ffprobe's JSON."""
+    fmt = data.get("format", {})
+    streams = data.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not s.get("disposition", {}).get("attached_pic")), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    durations = [_number(fmt.get("duration"))] + [_number(s.get("duration")) for s in streams]
+    return ProbeResult(
+        demuxer=str(fmt.get("format_name", "")).split(",")[0],
+        format_name=str(fmt.get("format_name", "")),
+        duration=max((d for d in durations if d), default=0.0),
+        size=_number(fmt.get("size"), int) or 0,
+        bit_rate=_number(fmt.get("bit_rate"), int),
+        video=VideoStream(str(video.get("codec_name")), int(video.get("width") or 0),
+                          int(video.get("height") or 0), video.get("pix_fmt"), _rotation(video),
+                          _frame_rate(video.get("avg_frame_rate")) or _frame_rate(video.get("r_frame_rate")))
+        if video else None,
+        audio=AudioStream(str(audio.get("codec_name")), _number(audio.get("sample_rate"), int),
+                          _number(audio.get("channels"), int)) if audio else None,
+        stream_count=len(streams),
+        raw=data,
+    )
+
+
+def probe_argv(ffprobe: str, path: Path) -> list[str]:
+    return [ffprobe, "-v", "error", "-hide_banner",
+            "-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_DEMUXERS),
+            "-probesize", str(PROBE_SIZE_BYTES), "-analyzeduration", str(ANALYZE_DURATION_US),
+            "-show_format", "-show_streams", "-of", "json", "-i", f"file:{path}"]
+
+
+def probe(ffprobe: str, path: Path) -> ProbeResult:
+    """Probe a local file with the demuxer allow-list; raise MediaError if it is not usable media."""
+    if path.stat().st_size == 0:
+        raise MediaError("the input file is empty (0 bytes): upload the video again")
+    try:
+        proc = subprocess.run(probe_argv(ffprobe, path), capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(f"ffprobe took over {PROBE_TIMEOUT_SECONDS}s on the input; it is not a usable media file") \
+            from exc
+    tail = stderr_tail(proc.stderr)
+    if proc.returncode != 0:
+        if "not on whitelist" in proc.stderr:
+            raise MediaError("the input's container is not allowed (playlists, concat lists and images are "
+                             f"refused); upload one of: {', '.join(ALLOWED_DEMUXERS)}", tail)
+        raise MediaError("the input is not a readable video or audio file (ffprobe could not parse it); "
+                         "check the upload is complete and not corrupt", tail)
+    return parse_probe(json.loads(proc.stdout or "{}"))
+
+
+def check_limits(result: ProbeResult, limits: MediaLimits) -> None:
+    """Raise MediaError naming the limit an input exceeds, or the reason it is unusable."""
+    if result.demuxer not in ALLOWED_DEMUXERS:
+        raise MediaError(f"container {result.format_name!r} is not allowed; upload one of: "
+                         f"{', '.join(ALLOWED_DEMUXERS)}")
+    if not result.video and not result.audio:
+        raise MediaError("the input has no video or audio stream")
+    if result.stream_count > limits.max_streams:
+        raise MediaError(f"the input has {result.stream_count} streams; MEDIA_MAX_STREAMS allows "
+                         f"{limits.max_streams}")
+    if result.duration > limits.max_duration_seconds:
+        raise MediaError(f"the input lasts {result.duration:.0f}s; MEDIA_MAX_DURATION_SECONDS allows "
+                         f"{limits.max_duration_seconds:.0f}s")
+    if result.video:
+        w, h = result.video.width, result.video.height
+        if w <= 0 or h <= 0:
+            raise MediaError("the input's video stream has no dimensions; it is corrupt or truncated")
+        if w * h > limits.max_pixels:
+            raise MediaError(f"the input is {w}x{h} ({w * h} pixels); MEDIA_MAX_PIXELS allows {limits.max_pixels}")
+
+
+def stderr_tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(line for line in text.strip().splitlines()[-lines:])
+
+
+@dataclass
+class _Progress:
+    """ffmpeg's -progress output as it arrives; written by the reader thread."""
+
+    out_time: float = 0.0
+    changed_at: float = field(default_factory=time.monotonic)
+    last_block: tuple[str, ...] = ()
+    block: dict[str, str] = field(default_factory=dict)
+
+    def feed(self, line: str) -> bool:
+        """Take one `key=value` line; return True at the end of a block that moved forward."""
+        key, _, value = line.strip().partition("=")
+        if key != "progress":
+            self.block[key] = value
+            return False
+        fingerprint = tuple(self.block.get(k, "") for k in ("out_time_us", "total_size", "frame"))
+        seconds = parse_out_time(self.block)
+        if seconds is not None and seconds > self.out_time:
+            self.out_time = seconds
+        moved = fingerprint != self.last_block
+        if moved:
+            self.last_block = fingerprint
+            self.changed_at = time.monotonic()
+        self.block = {}
+        return moved
+
+
+def parse_out_time(block: dict[str, str]) -> float | None:
+    """Seconds of output written, from a -progress block; None for N/A or negative values."""
+    for key in ("out_time_us", "out_time_ms"):  # both are microseconds
+        value = _number(block.get(key), int)
+        if value is not None:
+            return value / 1_000_000 if value >= 0 else None
+    return None
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    timeout_seconds: float
+    stall_seconds: float
+
+
+def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
+               on_progress: Callable[[float], None] | None = None,
+               should_stop: Callable[[], bool] = lambda: False, poll_seconds: float = 0.2) -> None:
+    """Run ffmpeg (argv without -progress) under supervision.
+
+    Reports progress as a fraction 0..1 of `duration`. Raises MediaError when ffmpeg fails,
+    times out or stalls (the latter two retryable), and FFmpegStopped when should_stop() turns true.
+    """
+    cmd = [argv[0], "-nostdin", "-progress", "pipe:1", "-nostats", *argv[1:]]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    progress, errors = _Progress(), deque[str](maxlen=STDERR_TAIL_LINES)
+    readers = [threading.Thread(target=_read_progress, args=(proc, progress), daemon=True),
+               threading.Thread(target=_read_stderr, args=(proc, errors), daemon=True)]
+    for reader in readers:
+        reader.start()
+    started = time.monotonic()
+    try:
+        while proc.poll() is None:
+            now = time.monotonic()
+            if should_stop():
+                raise FFmpegStopped("ffmpeg was stopped on request")
+            if now - started > limits.timeout_seconds:
+                raise MediaError(f"ffmpeg ran over its {limits.timeout_seconds:.0f}s limit "
+                                 "(FFMPEG_TIMEOUT_SECONDS) and was killed", "\n".join(errors), retryable=True)
+            if now - progress.changed_at > limits.stall_seconds:
+                raise MediaError(f"ffmpeg made no progress for {limits.stall_seconds:.0f}s "
+                                 "(FFMPEG_STALL_SECONDS) and was killed", "\n".join(errors), retryable=True)
+            if on_progress and duration > 0:
+                on_progress(min(progress.out_time / duration, 1.0))
+            time.sleep(poll_seconds)
+    finally:
+        if proc.poll() is None:
+            kill_process_group(proc)
+        for reader in readers:
+            reader.join(timeout=5)
+    if proc.returncode != 0:
+        tail = "\n".join(errors)
+        killed = proc.returncode < 0
+        reason = (f"ffmpeg was killed by signal {-proc.returncode}" if killed
+                  else f"ffmpeg failed (exit {proc.returncode}) on this input")
+        raise MediaError(reason, tail, retryable=killed)
+    if on_progress:
+        on_progress(1.0)
+
+
+def _read_progress(proc: subprocess.Popen[str], progress: _Progress) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        progress.feed(line)
+
+
+def _read_stderr(proc: subprocess.Popen[str], lines: deque[str]) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.strip():
+            lines.append(line.rstrip())
+
+
+def kill_process_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL ffmpeg and anything it started, then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def ffmpeg_version(binary: str) -> str:
+    """First line of `binary -version`; raise MediaError if it cannot run."""
+    try:
+        out = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=10,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MediaError(f"cannot run {binary}: {exc}") from exc
+    return out.stdout.splitlines()[0] if out.stdout else binary

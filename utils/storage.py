@@ -1,0 +1,176 @@
+"""Object storage: the interface the worker uses, and a local-filesystem backend.
+
+Backends move files between local disk and a bucket without holding them in memory.
+They raise `StorageError`, whose `permanent` flag says whether retrying can help.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+COPY_BUFFER_BYTES = 1024 * 1024
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (bytes done, bytes total) while a transfer runs."""
+
+
+class StorageError(Exception):
+    """A storage request failed; `permanent` is False when a retry may succeed."""
+
+    def __init__(self, message: str, *, permanent: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+
+
+@dataclass(frozen=True)
+class BucketRules:
+    """What a bucket accepts: a size cap in bytes (inclusive) and exact MIME types."""
+
+    file_size_limit: int | None = None
+    allowed_mime_types: tuple[str, ...] | None = None
+
+    def check(self, bucket: str, size: int, content_type: str) -> None:
+        """Raise a permanent StorageError, with the fix, if the bucket would refuse this file."""
+        if self.file_size_limit is not None and size > self.file_size_limit:
+            raise StorageError(
+                f"file is {human_bytes(size)} but bucket {bucket} allows {human_bytes(self.file_size_limit)}: "
+                "raise storage.buckets.file_size_limit (and the project's global upload limit)",
+                permanent=True, status=413)
+        if self.allowed_mime_types and content_type not in self.allowed_mime_types:
+            raise StorageError(
+                f"bucket {bucket} does not accept content type {content_type}: "
+                f"add it to storage.buckets.allowed_mime_types (allowed: {', '.join(self.allowed_mime_types)})",
+                permanent=True, status=415)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object written to storage, with what was verified about it."""
+
+    bucket: str
+    path: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+class Storage(Protocol):
+    """What the worker needs from object storage."""
+
+    def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
+                    on_progress: ProgressCallback | None = None) -> StoredObject:
+        """Store source at bucket/path, overwriting; raise StorageError."""
+        ...
+
+    def download_file(self, bucket: str, path: str, dest: Path, max_bytes: int,
+                      on_progress: ProgressCallback | None = None) -> int:
+        """Write bucket/path to dest; refuse objects over max_bytes; return the size."""
+        ...
+
+    def object_size(self, bucket: str, path: str) -> int | None:
+        """The object's size in bytes, or None if it does not exist."""
+        ...
+
+    def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
+        """A URL that reads the object without credentials until it expires."""
+        ...
+
+    def delete(self, bucket: str, paths: list[str]) -> None:
+        """Remove objects; missing ones are ignored."""
+        ...
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def safe_object_path(path: str) -> PurePosixPath:
+    """Reject paths that could escape a bucket ('..', absolute, empty parts)."""
+    pure = PurePosixPath(path)
+    if not path or path.startswith("/") or any(p in ("..", ".", "") for p in path.split("/")):
+        raise StorageError(f"invalid object path {path!r}", permanent=True, status=400)
+    return pure
+
+
+def copy_with_sha256(src, dst, total: int, on_progress: ProgressCallback | None) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """Copy between open binary files in fixed-size blocks; return (bytes, sha256 hex)."""
+    digest = hashlib.sha256()
+    done = 0
+    while block := src.read(COPY_BUFFER_BYTES):
+        dst.write(block)
+        digest.update(block)
+        done += len(block)
+        if on_progress:
+            on_progress(done, total)
+    return done, digest.hexdigest()
+
+
+class LocalStorage:
+    """Buckets as folders under root: root/{bucket}/{path}. Enforces bucket rules when given."""
+
+    def __init__(self, root: Path, rules: dict[str, BucketRules] | None = None) -> None:
+        self.root = root
+        self.rules = rules or {}
+
+    def _file(self, bucket: str, path: str) -> Path:
+        safe_object_path(bucket)
+        return self.root / bucket / safe_object_path(path)
+
+    def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
+                    on_progress: ProgressCallback | None = None) -> StoredObject:
+        target = self._file(bucket, path)
+        size = source.stat().st_size
+        if self.rules:
+            if bucket not in self.rules:
+                raise StorageError(f"bucket {bucket} does not exist: apply the migrations "
+                                   "(python worker.py migrate)", permanent=True, status=404)
+            self.rules[bucket].check(bucket, size, content_type)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename, so readers never see half a file.
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                written, sha256 = copy_with_sha256(src, dst, size, on_progress)
+            os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; stored objects are plain readable files
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return StoredObject(bucket, path, written, sha256, content_type)
+
+    def download_file(self, bucket: str, path: str, dest: Path, max_bytes: int,
+                      on_progress: ProgressCallback | None = None) -> int:
+        source = self._file(bucket, path)
+        if not source.is_file():
+            raise StorageError(f"input object {bucket}/{path} does not exist", permanent=True, status=404)
+        size = source.stat().st_size
+        if size > max_bytes:
+            raise StorageError(
+                f"input object is {human_bytes(size)}, over the {human_bytes(max_bytes)} input limit "
+                "(INPUT_MAX_SIZE_MB)", permanent=True, status=413)
+        with open(source, "rb") as src, open(dest, "wb") as dst:
+            written, _ = copy_with_sha256(src, dst, size, on_progress)
+        return written
+
+    def object_size(self, bucket: str, path: str) -> int | None:
+        target = self._file(bucket, path)
+        return target.stat().st_size if target.is_file() else None
+
+    def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
+        return self._file(bucket, path).resolve().as_uri()
+
+    def delete(self, bucket: str, paths: list[str]) -> None:
+        for path in paths:
+            self._file(bucket, path).unlink(missing_ok=True)
+

@@ -1,0 +1,181 @@
+"""The worker process: capture signals, start up, run slots until told to stop, shut down.
+
+Signal handlers only set flags. The first SIGTERM/SIGINT stops claiming and gives
+running jobs WORKER_SHUTDOWN_TIMEOUT_SECONDS to finish, then releases them. A second
+signal releases them at once (ffmpeg's process group is killed by its supervisor).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from handlers.base import MediaSettings
+from utils.backoff import backoff_delay
+from utils.storage import Storage
+from worker.config import Settings
+from worker.control import JobControl
+from worker.db import JobStore, is_transaction_pooler
+from worker.db.listener import JobNotifications
+from worker.errors import DatabaseUnavailable, ShutdownRequested
+from worker.logs import log
+from worker.runner import JobRunner, remove_stale_work_dirs
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_STARTUP_FAILED = 3
+DB_RETRY_CAP_SECONDS = 30.0
+
+
+class Slot(threading.Thread):
+    """One job at a time: claim, run, repeat. Each slot has its own connection."""
+
+    def __init__(self, index: int, worker: Worker) -> None:
+        super().__init__(name=f"slot-{index}", daemon=True)
+        self.worker = worker
+        self.wakeup = threading.Event()
+        self.control: JobControl | None = None
+        self.store = JobStore(worker.db_url, worker.worker_id, worker.settings.worker_lease_seconds)
+
+    def run(self) -> None:
+        # A bug in one job must not take the slot down with it: log, pause, carry on.
+        try:
+            while not self.worker.stopping.is_set():
+                try:
+                    self._loop()
+                    return
+                except Exception:  # noqa: BLE001
+                    log.exception("slot_crashed")
+                    self.control = None
+                    self.worker.stopping.wait(1.0)
+        finally:
+            self.store.close()
+
+    def _loop(self) -> None:
+        w = self.worker
+        runner = JobRunner(self.store, w.storage_factory(), w.settings, w.media)
+        failures = 0
+        while not w.stopping.is_set():
+            try:
+                job = self.store.claim_next_job(w.settings.worker_job_types)
+            except DatabaseUnavailable as exc:
+                failures += 1
+                delay = backoff_delay(failures, 0.5, DB_RETRY_CAP_SECONDS)
+                log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))
+                w.stopping.wait(delay)
+                continue
+            if failures:
+                log.info("database_reconnected")
+                failures = 0
+            if job is None:
+                if w.until_idle:
+                    return
+                self.wakeup.wait(w.settings.worker_poll_interval_seconds)
+                self.wakeup.clear()
+                continue
+            self.control = JobControl()
+            if w.stopping.is_set():  # claimed just as shutdown began: give it straight back
+                self.control.interrupt(ShutdownRequested("worker is shutting down"))
+            runner.run(job, self.control)
+            self.control = None
+
+
+class Worker:
+    """The daemon: slots, the NOTIFY listener and the shutdown sequence."""
+
+    def __init__(self, settings: Settings, db_url: str, media: MediaSettings, worker_id: str,
+                 storage_factory: Callable[[], Storage], until_idle: bool = False) -> None:
+        self.settings, self.db_url, self.media, self.worker_id = settings, db_url, media, worker_id
+        self.storage_factory = storage_factory
+        self.until_idle = until_idle
+        self.stopping = threading.Event()
+        self.signals_received = 0
+        self.slots = [Slot(i, self) for i in range(settings.worker_concurrency)]
+        self.listener: JobNotifications | None = None
+
+    def run(self) -> int:
+        """Run until idle (if asked) or until signalled; return the exit code."""
+        previous = capture_signals(self._on_signal)
+        try:
+            self._start()
+            self._main_loop()
+        finally:
+            self._shutdown()
+            restore_signals(previous)
+        return EXIT_OK
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals_received += 1
+        self.stopping.set()
+
+    def _start(self) -> None:
+        for path in remove_stale_work_dirs(self.settings.worker_temp_dir):
+            log.info("stale_work_dir_removed", path=str(path))
+        if is_transaction_pooler(self.db_url):
+            log.warning("transaction_pooler_detected",
+                        detail="LISTEN and prepared statements are off; jobs are found by polling every "
+                               f"{self.settings.worker_poll_interval_seconds}s. Use the session pooler "
+                               "(port 5432) or a direct connection for instant wake-ups.")
+        elif not self.until_idle:
+            self.listener = JobNotifications(self.db_url, self.settings.worker_job_types, self._wake_slots)
+            self.listener.start()
+        log.info("worker_started", worker_id=self.worker_id, concurrency=len(self.slots),
+                 job_types=list(self.settings.worker_job_types) or "all")
+        for slot in self.slots:
+            slot.start()
+
+    def _wake_slots(self) -> None:
+        for slot in self.slots:
+            slot.wakeup.set()
+
+    def _main_loop(self) -> None:
+        deadline: float | None = None
+        while any(slot.is_alive() for slot in self.slots):
+            time.sleep(0.1)
+            if not self.stopping.is_set():
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + self.settings.worker_shutdown_timeout_seconds
+                log.info("shutdown_started", running=self._running_count(),
+                         timeout_seconds=self.settings.worker_shutdown_timeout_seconds)
+                self._wake_slots()
+            if self.signals_received > 1 or time.monotonic() >= deadline:
+                self._interrupt_running("worker is shutting down")
+
+    def _running_count(self) -> int:
+        return sum(1 for slot in self.slots if slot.control is not None)
+
+    def _interrupt_running(self, reason: str) -> None:
+        for slot in self.slots:
+            if slot.control is not None and not slot.control.should_stop():
+                log.info("releasing_job", slot=slot.name)
+                slot.control.interrupt(ShutdownRequested(reason))
+
+    def _shutdown(self) -> None:
+        self.stopping.set()
+        self._wake_slots()
+        if self.listener is not None:
+            self.listener.stop()
+        for slot in self.slots:
+            if slot.is_alive():
+                slot.join()
+        log.info("worker_stopped", worker_id=self.worker_id)
+
+
+SignalHandler = Callable[[int, FrameType | None], None]
+
+
+def capture_signals(handler: SignalHandler) -> dict[int, object]:
+    """Route SIGTERM and SIGINT to handler; return the previous handlers."""
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def restore_signals(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -1,0 +1,56 @@
+"""Opening connections: the only place that decides how the worker talks to Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.rows import dict_row
+
+from worker.errors import DatabaseUnavailable
+
+# Errors that mean "the connection or server is gone", not "your SQL is wrong".
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def is_transaction_pooler(url: str) -> bool:
+    """True for Supavisor/PgBouncer transaction mode: no LISTEN, no prepared statements."""
+    parts = urlsplit(url)
+    return parts.port == 6543 or "pgbouncer=true" in (parts.query or "")
+
+
+def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Connection[dict[str, Any]]:
+    """An autocommit connection with dict rows; raise DatabaseUnavailable if unreachable."""
+    pooled = is_transaction_pooler(url)
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=application_name,
+            # Transaction poolers hand each statement to any backend: prepared
+            # statements would vanish between statements.
+            prepare_threshold=None if pooled else 5,
+        )
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn a lost connection into DatabaseUnavailable, once, at the boundary."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"database connection lost: {first_line(exc)}") from exc

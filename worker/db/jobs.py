@@ -1,0 +1,147 @@
+"""The job queue: claim, heartbeat and finish jobs in public.media_jobs."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from worker.db import queries
+from worker.db.connection import connect, translate_errors
+from worker.errors import LeaseLost
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of public.media_jobs as the worker saw it when claiming."""
+
+    id: UUID
+    user_id: UUID | None
+    type: str
+    status: str
+    priority: int
+    payload: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    errors: list[Any]
+    progress: float
+    stage: str | None
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    locked_by: str | None
+    locked_until: datetime | None
+    cancel_requested_at: datetime | None
+    dedupe_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def owner_folder(self) -> str:
+        """The storage folder this job's files belong to."""
+        return str(self.user_id) if self.user_id else "anonymous"
+
+
+class JobStore:
+    """Queue operations on one autocommit connection, reopened after it is lost.
+
+    Safe to share between a job's runner thread and its heartbeat thread: calls are
+    serialised by a lock. Raises DatabaseUnavailable when the server cannot be reached.
+    """
+
+    def __init__(self, url: str, worker_id: str, lease_seconds: float) -> None:
+        self.url = url
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.url)
+            conn = self._conn
+            try:
+                with translate_errors():
+                    cur = conn.execute(sql, params)
+                    return cur.fetchall() if cur.description else []
+            except Exception:
+                if conn.broken or conn.closed:
+                    self._conn = None
+                raise
+
+    def _params(self, job_id: UUID, **extra: Any) -> dict[str, Any]:
+        return {"job_id": job_id, "worker_id": self.worker_id, **extra}
+
+    def claim_next_job(self, types: tuple[str, ...] = ()) -> Job | None:
+        """Lease the most urgent due job of these types to this worker, or return None."""
+        rows = self._execute(queries.CLAIM_NEXT_JOB, {
+            "worker_id": self.worker_id, "lease_seconds": self.lease_seconds,
+            "types": list(types) or None})
+        return Job(**rows[0]) if rows else None
+
+    def renew_lease(self, job_id: UUID, progress: float, stage: str) -> datetime | None:
+        """Extend our lease and publish progress; return cancel_requested_at. Raise LeaseLost."""
+        rows = self._execute(queries.RENEW_LEASE, self._params(
+            job_id, lease_seconds=self.lease_seconds, progress=progress, stage=stage))
+        if not rows:
+            raise LeaseLost("the job's lease was lost: another worker owns it now")
+        cancel_requested_at: datetime | None = rows[0]["cancel_requested_at"]
+        return cancel_requested_at
+
+    def _finish(self, sql: str, job_id: UUID, **params: Any) -> list[dict[str, Any]]:
+        rows = self._execute(sql, self._params(job_id, **params))
+        if not rows:
+            raise LeaseLost("the job's lease was lost before it could be finished; nothing was written")
+        return rows
+
+    def complete_job(self, job_id: UUID, result: dict[str, Any]) -> None:
+        self._finish(queries.COMPLETE_JOB, job_id, result=Jsonb(result))
+
+    def fail_job(self, job_id: UUID, error: str) -> None:
+        self._finish(queries.FAIL_JOB, job_id, error=error)
+
+    def fail_lost_job(self, job_id: UUID) -> None:
+        self._finish(queries.FAIL_LOST_JOB, job_id)
+
+    def retry_or_fail_job(self, job_id: UUID, error: str, delay_seconds: float) -> str:
+        """Send the job back to pending after delay_seconds, or fail it; return the new status."""
+        rows = self._finish(queries.RETRY_OR_FAIL_JOB, job_id, error=error, delay_seconds=delay_seconds)
+        status: str = rows[0]["status"]
+        return status
+
+    def cancel_running_job(self, job_id: UUID) -> None:
+        self._finish(queries.CANCEL_RUNNING_JOB, job_id)
+
+    def release_job(self, job_id: UUID) -> None:
+        self._finish(queries.RELEASE_JOB, job_id)
+
+    def insert_job(self, job_type: str, payload: dict[str, Any], *, user_id: UUID | None = None,
+                   priority: int = 0, max_attempts: int = 3, run_at: datetime | None = None,
+                   dedupe_key: str | None = None) -> Job:
+        rows = self._execute(queries.INSERT_JOB, {
+            "user_id": user_id, "type": job_type, "payload": Jsonb(payload), "priority": priority,
+            "max_attempts": max_attempts, "run_at": run_at, "dedupe_key": dedupe_key})
+        return Job(**rows[0])
+
+    def get_job(self, job_id: UUID | str) -> Job | None:
+        rows = self._execute(queries.GET_JOB, {"job_id": job_id})
+        return Job(**rows[0]) if rows else None
+
+    def bucket_rules(self) -> dict[str, tuple[int | None, list[str] | None]]:
+        """{bucket: (file_size_limit, allowed_mime_types)} from storage.buckets."""
+        rows = self._execute(queries.BUCKET_RULES, {})
+        return {r["id"]: (r["file_size_limit"], r["allowed_mime_types"]) for r in rows}

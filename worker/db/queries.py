@@ -1,0 +1,140 @@
+"""Every SQL statement the worker runs, named, with what it does and why.
+
+Parameters are psycopg named placeholders; nothing here is built with f-strings.
+Every statement that finishes a job checks `locked_by`: if another worker has taken
+the job over, it changes nothing (0 rows) and the caller raises LeaseLost.
+"""
+
+JOB_COLUMNS = """
+    id, user_id, type, status, priority, payload, result, error, errors, progress, stage,
+    attempts, max_attempts, run_at, locked_by, locked_until, cancel_requested_at,
+    dedupe_key, created_at, updated_at, started_at, completed_at
+"""
+
+# Claim one job and lease it to this worker, in one autocommit statement.
+# First choice: a job whose lease expired (its worker died); these are few and
+# would otherwise wait behind a busy queue forever. Otherwise the most urgent due
+# pending job. SKIP LOCKED lets concurrent claimers pass each other without waiting.
+# A take-back counts as an attempt and leaves a line in `errors`; the runner fails
+# a job whose attempts now exceed max_attempts instead of running it.
+CLAIM_NEXT_JOB = """
+update public.media_jobs j
+set status = 'processing',
+    locked_by = %(worker_id)s,
+    locked_until = now() + make_interval(secs => %(lease_seconds)s),
+    attempts = j.attempts + 1,
+    started_at = coalesce(j.started_at, now()),
+    progress = 0,
+    stage = 'claimed',
+    errors = case when j.status = 'processing'
+                  then j.errors || jsonb_build_object(
+                         'attempt', j.attempts, 'at', now(),
+                         'error', 'worker lost (lease expired): ' || coalesce(j.locked_by, '?'))
+                  else j.errors end,
+    error = case when j.status = 'processing'
+                 then 'worker lost (lease expired) while running attempt ' || j.attempts
+                 else j.error end
+where j.id = coalesce(
+  (select id from public.media_jobs
+    where status = 'processing' and locked_until < now()
+      and (%(types)s::text[] is null or type = any(%(types)s::text[]))
+    order by locked_until
+    limit 1
+    for update skip locked),
+  (select id from public.media_jobs
+    where status = 'pending' and run_at <= now()
+      and (%(types)s::text[] is null or type = any(%(types)s::text[]))
+    order by priority desc, run_at, created_at
+    limit 1
+    for update skip locked))
+returning """ + JOB_COLUMNS
+
+# Renew our lease and publish progress; returns the cancel request, if any.
+# 0 rows means the lease is gone: stop the job and write nothing.
+RENEW_LEASE = """
+update public.media_jobs
+set locked_until = now() + make_interval(secs => %(lease_seconds)s),
+    progress = %(progress)s,
+    stage = %(stage)s
+where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
+returning cancel_requested_at
+"""
+
+# Finish a job with its outputs.
+COMPLETE_JOB = """
+update public.media_jobs
+set status = 'completed', result = %(result)s, progress = 100, stage = 'completed',
+    error = null, completed_at = now(), locked_by = null, locked_until = null
+where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
+returning id
+"""
+
+# Fail a job for good, keeping the message in `error` and the attempt history.
+FAIL_JOB = """
+update public.media_jobs
+set status = 'failed', error = %(error)s::text, stage = 'failed', completed_at = now(),
+    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s::text),
+    locked_by = null, locked_until = null
+where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
+returning id
+"""
+
+# A transient failure: back to pending after a backoff, or failed when attempts are used up.
+RETRY_OR_FAIL_JOB = """
+update public.media_jobs
+set status = case when attempts >= max_attempts then 'failed' else 'pending' end::public.media_job_status,
+    error = case when attempts >= max_attempts
+                 then %(error)s::text || ' (gave up after ' || attempts || ' attempts)'
+                 else %(error)s::text end,
+    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s::text),
+    run_at = now() + make_interval(secs => %(delay_seconds)s),
+    completed_at = case when attempts >= max_attempts then now() end,
+    stage = case when attempts >= max_attempts then 'failed' else 'retrying' end,
+    locked_by = null, locked_until = null
+where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
+returning status::text
+"""
+
+# Fail a job taken back from a dead worker once its attempts are used up.
+FAIL_LOST_JOB = """
+update public.media_jobs
+set status = 'failed', stage = 'failed', completed_at = now(),
+    error = 'worker lost (lease expired) ' || (
+              select count(*) from jsonb_array_elements(errors) e
+              where e ->> 'error' like 'worker lost%%') || ' times; gave up after '
+            || max_attempts || ' attempts. Look for crashed or killed workers (OOM, deploys).',
+    locked_by = null, locked_until = null
+where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
+returning id
+"""
+
+# The owner cancelled a running job; we stopped it. Record that truthfully.
+CANCEL_RUNNING_JOB = """
+update public.media_jobs
+set status = 'cancelled', stage = 'cancelled', completed_at = now(),
+    error = 'cancelled by request', locked_by = null, locked_until = null
+where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
+returning id
+"""
+
+# Give a job back without counting the attempt (graceful shutdown).
+RELEASE_JOB = """
+update public.media_jobs
+set status = 'pending', attempts = greatest(attempts - 1, 0), stage = 'released',
+    progress = 0, locked_by = null, locked_until = null, run_at = now()
+where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
+returning id
+"""
+
+INSERT_JOB = """
+insert into public.media_jobs (user_id, type, payload, priority, max_attempts, run_at, dedupe_key)
+values (%(user_id)s, %(type)s, %(payload)s, %(priority)s, %(max_attempts)s,
+        coalesce(%(run_at)s, now()), %(dedupe_key)s)
+returning """ + JOB_COLUMNS
+
+GET_JOB = "select " + JOB_COLUMNS + " from public.media_jobs where id = %(job_id)s"
+
+# The bucket rules the local storage backend enforces, as the migrations declare them.
+BUCKET_RULES = """
+select id, file_size_limit, allowed_mime_types from storage.buckets
+"""

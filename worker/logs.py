@@ -1,0 +1,32 @@
+"""structlog set-up: JSON lines off a TTY, readable console lines on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Configure structlog once for the process; LOG_FORMAT=auto picks by TTY."""
+    # Logs go to stderr so that command output on stdout (job ids, tables) stays clean;
+    # the format follows stdout, which is what a supervisor or a pipe captures.
+    use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    tail: list[structlog.typing.Processor] = (
+        [structlog.dev.ConsoleRenderer()] if use_console
+        else [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()])
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *tail,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+log = structlog.get_logger("media_worker")

@@ -1,0 +1,221 @@
+"""Running one claimed job: download, probe, handle, verify, upload, finish.
+
+Every way out of a job ends in one truthful write: completed, failed, back to pending
+with backoff, cancelled, released, or nothing at all when another worker owns it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from handlers import get_handler
+from handlers.base import Artifact, InputPayload, JobContext, MediaSettings
+from utils.backoff import backoff_delay
+from utils.ffmpeg import FFmpegStopped, MediaError, check_limits, probe
+from utils.storage import Storage, StorageError
+from worker.config import Settings
+from worker.control import Heartbeat, JobControl
+from worker.db import Job, JobStore
+from worker.errors import (
+    CancelRequested,
+    DatabaseUnavailable,
+    InputRejected,
+    InvalidPayload,
+    JobInterrupted,
+    LeaseLost,
+    PermanentJobError,
+    ShutdownRequested,
+    StorageRejected,
+    StorageUnavailable,
+    TransientJobError,
+)
+from worker.logs import log
+from worker.runtime import OUTPUT_BUCKET
+
+WORK_DIR_PREFIX = "job-"
+
+
+class JobRunner:
+    """Runs claimed jobs for one worker slot."""
+
+    def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings) -> None:
+        self.store, self.storage, self.settings, self.media = store, storage, settings, media
+
+    def run(self, job: Job, control: JobControl) -> str:
+        """Run a claimed job to its end state and record it; return that state."""
+        with structlog.contextvars.bound_contextvars(job_id=str(job.id), job_type=job.type, attempt=job.attempts):
+            if job.attempts > job.max_attempts:
+                return self._finish(job, "failed", lambda: self.store.fail_lost_job(job.id))
+            log.info("job_started", priority=job.priority)
+            started = time.monotonic()
+            heartbeat = Heartbeat(self.store, job.id, control, self.settings.worker_heartbeat_seconds,
+                                  self.settings.worker_lease_seconds).start()
+            try:
+                outcome, write = self._attempt(job, control)
+            finally:
+                heartbeat.stop()
+            state = self._finish(job, outcome, write)
+            log.info("job_finished", status=state, seconds=round(time.monotonic() - started, 2))
+            return state
+
+    def _attempt(self, job: Job, control: JobControl) -> tuple[str, Callable[[], object]]:
+        """Process the job; return its end state and the write that records it."""
+        try:
+            result = self._process(job, control)
+            control.check()
+            return "completed", lambda: self.store.complete_job(job.id, result)
+        except CancelRequested:
+            return "cancelled", lambda: self.store.cancel_running_job(job.id)
+        except ShutdownRequested:
+            return "released", lambda: self.store.release_job(job.id)
+        except LeaseLost as exc:
+            reason = str(exc)
+            return "lease_lost", lambda: log.warning("job_abandoned", reason=reason)
+        except PermanentJobError as exc:
+            message = str(exc)
+            log.warning("job_failed_permanently", error=message)
+            return "failed", lambda: self.store.fail_job(job.id, message)
+        except Exception as exc:  # noqa: BLE001 - anything else is retried, never lost
+            message = str(exc) if isinstance(exc, TransientJobError) else f"internal error: {exc!r}"
+            if not isinstance(exc, TransientJobError):
+                log.exception("job_crashed")
+            else:
+                log.warning("job_failed_transiently", error=message)
+            delay = backoff_delay(job.attempts, self.settings.worker_retry_base_seconds,
+                                  self.settings.worker_retry_max_seconds)
+            return "retry", lambda: self.store.retry_or_fail_job(job.id, message, delay)
+
+    def _finish(self, job: Job, outcome: str, write: Callable[[], object]) -> str:
+        """Record the outcome, retrying while the database is away and our lease still holds."""
+        deadline = time.monotonic() + self.settings.worker_lease_seconds
+        attempt = 0
+        while True:
+            try:
+                written = write()
+                return written if isinstance(written, str) else outcome
+            except LeaseLost as exc:
+                log.warning("job_result_not_written", reason=str(exc), outcome=outcome)
+                return "lease_lost"
+            except DatabaseUnavailable as exc:
+                attempt += 1
+                if time.monotonic() > deadline:
+                    log.error("job_result_not_written", reason=str(exc), outcome=outcome)
+                    return "lease_lost"
+                time.sleep(backoff_delay(attempt, 0.5, 5.0))
+
+    def _process(self, job: Job, control: JobControl) -> dict[str, Any]:
+        handler = get_handler(job.type)
+        payload = handler.parse_payload(job.payload)
+        check_input_owner(job, payload)
+        with work_directory(self.settings.worker_temp_dir, job) as work_dir:
+            input_path = work_dir / "input"
+            control.set_stage("downloading", 0)
+            with translate_failures(control):
+                self.storage.download_file(payload.input.bucket, payload.input.path, input_path,
+                                           self.settings.input_max_size_bytes)
+                control.set_stage("probing", 5)
+                probed = probe(self.media.ffprobe_path, input_path)
+                check_limits(probed, self.media.limits)
+                control.set_stage("processing", 5)
+                ctx = JobContext(input_path=input_path, probe=probed, work_dir=work_dir, media=self.media,
+                                 report_progress=lambda f: control.set_progress(5 + 80 * f),
+                                 should_stop=control.should_stop)
+                output = handler.run(payload, ctx)
+                control.set_stage("uploading", 85)
+                outputs = self._upload(job, output.artifacts, control)
+            return {"outputs": outputs, "metadata": {**probed.to_metadata(), **output.metadata}}
+
+    def _upload(self, job: Job, artifacts: list[Artifact], control: JobControl) -> list[dict[str, Any]]:
+        outputs = []
+        for artifact in artifacts:
+            if not artifact.path.is_file() or artifact.path.stat().st_size == 0:
+                raise InputRejected(f"ffmpeg produced no {artifact.kind} output ({artifact.name}) for this input")
+            control.check()
+            path = f"{job.owner_folder}/{job.id}/{artifact.name}"
+            stored = self.storage.upload_file(OUTPUT_BUCKET, path, artifact.path, artifact.content_type)
+            outputs.append({"kind": artifact.kind, "bucket": stored.bucket, "path": stored.path,
+                            "size": stored.size, "sha256": stored.sha256, "content_type": stored.content_type,
+                            **artifact.meta})
+        return outputs
+
+
+def check_input_owner(job: Job, payload: InputPayload) -> None:
+    """The worker reads with a service key; refuse inputs outside the job owner's folder."""
+    folder = job.owner_folder
+    parts = payload.input.path.split("/")
+    if len(parts) < 2 or parts[0] != folder or ".." in parts:
+        raise InvalidPayload(
+            f"payload.input.path {payload.input.path!r} is outside the job owner's folder {folder}/: "
+            f"upload the file under {folder}/ and submit the job again")
+
+
+@contextmanager
+def translate_failures(control: JobControl) -> Iterator[None]:
+    """Map utils' exceptions onto the job error tree, once."""
+    try:
+        yield
+    except FFmpegStopped:
+        control.check()
+        raise
+    except MediaError as exc:
+        message = f"{exc}\nffmpeg said:\n{exc.stderr_tail}" if exc.stderr_tail else str(exc)
+        if exc.retryable:
+            raise TransientJobError(message) from exc
+        raise InputRejected(message) from exc
+    except StorageError as exc:
+        if exc.permanent:
+            raise StorageRejected(str(exc)) from exc
+        raise StorageUnavailable(str(exc)) from exc
+
+
+@contextmanager
+def work_directory(root: Path, job: Job) -> Iterator[Path]:
+    """A private (0700) directory for one job, always removed afterwards."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{job.id}-{os.getpid()}-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_work_dirs(root: Path) -> list[Path]:
+    """Remove job directories left by worker processes that no longer exist."""
+    removed = []
+    for path in root.glob(f"{WORK_DIR_PREFIX}*") if root.is_dir() else []:
+        pid = _owner_pid(path.name)
+        if pid is not None and not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _owner_pid(name: str) -> int | None:
+    # job-<uuid>-<pid>-<random>: the uuid itself holds dashes, so count from the end.
+    parts = name.split("-")
+    try:
+        return int(parts[-2])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = ["JobRunner", "JobInterrupted", "remove_stale_work_dirs"]
