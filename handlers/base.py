@@ -57,10 +57,20 @@ class MediaSettings:
 
 @dataclass(frozen=True)
 class JobContext:
-    """Everything a handler may use."""
+    """Everything a handler of an input file may use."""
 
     input_path: Path
     probe: ProbeResult
+    work_dir: Path
+    media: MediaSettings
+    report_progress: Callable[[float], None]
+    should_stop: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a handler whose payload has no `input` gets: a work directory and the controls."""
+
     work_dir: Path
     media: MediaSettings
     report_progress: Callable[[float], None]
@@ -89,11 +99,16 @@ class Handler:
     """A job type: its name, payload schema and the function that runs it."""
 
     name: str
-    payload_model: type[InputPayload]
-    run: Callable[[Any, JobContext], HandlerResult]
+    payload_model: type[Payload]
+    run: Callable[[Any, Any], HandlerResult]
     description: str = ""
 
-    def parse_payload(self, raw: Any) -> InputPayload:
+    @property
+    def needs_input(self) -> bool:
+        """True when the payload names an input object (a JobContext is passed), else a TaskContext."""
+        return issubclass(self.payload_model, InputPayload)
+
+    def parse_payload(self, raw: Any) -> Payload:
         """Validate a job's payload; raise InvalidPayload naming every bad field."""
         if not isinstance(raw, dict):
             raise InvalidPayload(f"payload must be a JSON object, got {type(raw).__name__}")

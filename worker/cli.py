@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     show = jobs_sub.add_parser("show", help="print one job row as JSON")
     show.add_argument("id", help="job id")
+    sub.add_parser("status", help="queue counts by type and status, oldest pending job, running jobs")
+    for name, text in (("retry", "move a failed or cancelled job back to pending, attempts reset"),
+                       ("cancel", "cancel a job (a running one stops within WORKER_HEARTBEAT_SECONDS)")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("id", help="job id")
     cfg = sub.add_parser("config", help="print every setting (secrets masked)")
     cfg.add_argument("--markdown", action="store_true", help="print the README's variable table instead")
     return parser
@@ -115,8 +120,7 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError([f"--payload: not valid JSON ({exc})"]) from None
     if not isinstance(extra, dict):
         raise ConfigError(["--payload: must be a JSON object"])
-    url = connect_database(settings)
-    store = JobStore(url, new_worker_id(), settings.worker_lease_seconds)
+    store = open_store(settings)
     owner = str(args.user_id) if args.user_id else "anonymous"
     object_path = f"{owner}/{uuid.uuid4()}/{source.name}"
     content_type = CONTENT_TYPES.get(source.suffix.lower(), "application/octet-stream")
@@ -127,17 +131,67 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+def job_id_argument(text: str) -> uuid.UUID:
     try:
-        job_id = uuid.UUID(args.id)
+        return uuid.UUID(text)
     except ValueError:
-        raise ConfigError([f"job id {args.id!r} is not a UUID"]) from None
-    store = JobStore(connect_database(settings), new_worker_id(), settings.worker_lease_seconds)
-    job = store.get_job(job_id)
+        raise ConfigError([f"job id {text!r} is not a UUID"]) from None
+
+
+def open_store(settings: Settings) -> JobStore:
+    return JobStore(connect_database(settings), new_worker_id(), settings.worker_lease_seconds)
+
+
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    job_id = job_id_argument(args.id)
+    job = open_store(settings).get_job(job_id)
     if job is None:
         print(f"no job {job_id}", file=sys.stderr)
         return 1
     print(json.dumps(asdict(job), indent=2, default=str))
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    store = open_store(settings)
+    counts, running = store.queue_counts(), store.running_jobs()
+    print(f"{'type':<24} {'status':<11} {'jobs':>8}  oldest pending")
+    for row in counts:
+        oldest = row["oldest_pending_seconds"]
+        print(f"{row['type']:<24} {row['status']:<11} {row['jobs']:>8}  "
+              f"{format_age(float(oldest)) if oldest is not None else ''}")
+    print(f"\nrunning: {len(running)}")
+    for row in running:
+        print(f"  {row['id']}  {row['type']:<18} {row['progress']:5.1f}% {row['stage'] or '':<12} "
+              f"attempt {row['attempts']}/{row['max_attempts']}  {format_age(float(row['running_seconds']))} "
+              f"on {row['locked_by']} (lease {float(row['lease_left_seconds']):.0f}s left)")
+    return 0
+
+
+def format_age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    job_id = job_id_argument(args.id)
+    if not open_store(settings).retry_job(job_id):
+        print(f"job {job_id} is not failed or cancelled (or does not exist); nothing to retry", file=sys.stderr)
+        return 1
+    print(f"job {job_id} is pending again")
+    return 0
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    job_id = job_id_argument(args.id)
+    status = open_store(settings).request_cancel(job_id)
+    if status is None:
+        print(f"job {job_id} is already finished (or does not exist); nothing to cancel", file=sys.stderr)
+        return 1
+    print(f"job {job_id}: " + ("cancelled" if status == "cancelled" else
+                               "cancel requested; its worker stops it within WORKER_HEARTBEAT_SECONDS"))
     return 0
 
 
@@ -148,6 +202,7 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "run": cmd_run, "migrate": cmd_migrate, "enqueue": cmd_enqueue, "jobs": cmd_jobs, "config": cmd_config,
+    "run": cmd_run, "migrate": cmd_migrate, "enqueue": cmd_enqueue, "jobs": cmd_jobs, "status": cmd_status,
+    "retry": cmd_retry, "cancel": cmd_cancel, "config": cmd_config,
 }
 

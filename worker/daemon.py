@@ -28,6 +28,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_STARTUP_FAILED = 3
 DB_RETRY_CAP_SECONDS = 30.0
+HOUSEKEEPING_INTERVAL_SECONDS = 300.0
 
 
 class Slot(threading.Thread):
@@ -133,9 +134,13 @@ class Worker:
 
     def _main_loop(self) -> None:
         deadline: float | None = None
+        next_housekeeping = time.monotonic()
         while any(slot.is_alive() for slot in self.slots):
             time.sleep(0.1)
             if not self.stopping.is_set():
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_SECONDS
+                    self._housekeeping()
                 continue
             if deadline is None:
                 deadline = time.monotonic() + self.settings.worker_shutdown_timeout_seconds
@@ -144,6 +149,19 @@ class Worker:
                 self._wake_slots()
             if self.signals_received > 1 or time.monotonic() >= deadline:
                 self._interrupt_running("worker is shutting down")
+
+    def _housekeeping(self) -> None:
+        """Delete finished jobs past retention, if no other worker is doing it right now."""
+        store = JobStore(self.db_url, self.worker_id, self.settings.worker_lease_seconds)
+        try:
+            deleted = store.delete_old_jobs(self.settings.job_retention_days,
+                                            self.settings.job_failed_retention_days)
+            if deleted:
+                log.info("old_jobs_deleted", jobs=deleted)
+        except DatabaseUnavailable as exc:
+            log.warning("housekeeping_skipped", error=str(exc))
+        finally:
+            store.close()
 
     def _running_count(self) -> int:
         return sum(1 for slot in self.slots if slot.control is not None)

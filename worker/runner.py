@@ -18,9 +18,9 @@ from typing import Any
 import structlog
 
 from handlers import get_handler
-from handlers.base import Artifact, InputPayload, JobContext, MediaSettings
+from handlers.base import Artifact, InputPayload, JobContext, MediaSettings, TaskContext
 from utils.backoff import backoff_delay
-from utils.ffmpeg import FFmpegStopped, MediaError, check_limits, probe
+from utils.ffmpeg import FFmpegStopped, MediaError, ProbeResult, check_limits, probe
 from utils.storage import Storage, StorageError
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
@@ -115,24 +115,33 @@ class JobRunner:
     def _process(self, job: Job, control: JobControl) -> dict[str, Any]:
         handler = get_handler(job.type)
         payload = handler.parse_payload(job.payload)
-        check_input_owner(job, payload)
-        with work_directory(self.settings.worker_temp_dir, job) as work_dir:
-            input_path = work_dir / "input"
-            control.set_stage("downloading", 0)
-            with translate_failures(control):
-                self.storage.download_file(payload.input.bucket, payload.input.path, input_path,
-                                           self.settings.input_max_size_bytes)
-                control.set_stage("probing", 5)
-                probed = probe(self.media.ffprobe_path, input_path)
-                check_limits(probed, self.media.limits)
-                control.set_stage("processing", 5)
-                ctx = JobContext(input_path=input_path, probe=probed, work_dir=work_dir, media=self.media,
-                                 report_progress=lambda f: control.set_progress(5 + 80 * f),
-                                 should_stop=control.should_stop)
-                output = handler.run(payload, ctx)
-                control.set_stage("uploading", 85)
-                outputs = self._upload(job, output.artifacts, control)
-            return {"outputs": outputs, "metadata": {**probed.to_metadata(), **output.metadata}}
+        with work_directory(self.settings.worker_temp_dir, job) as work_dir, translate_failures(control):
+            report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
+            metadata: dict[str, Any] = {}
+            if isinstance(payload, InputPayload):
+                check_input_owner(job, payload)
+                input_path, probed = self._fetch_input(payload, work_dir, control)
+                metadata = probed.to_metadata()
+                ctx: JobContext | TaskContext = JobContext(input_path, probed, work_dir, self.media, report,
+                                                           control.should_stop)
+            else:
+                ctx = TaskContext(work_dir, self.media, report, control.should_stop)
+            control.set_stage("processing", 5)
+            output = handler.run(payload, ctx)
+            control.set_stage("uploading", 85)
+            outputs = self._upload(job, output.artifacts, control)
+        return {"outputs": outputs, "metadata": {**metadata, **output.metadata}}
+
+    def _fetch_input(self, payload: InputPayload, work_dir: Path, control: JobControl) -> tuple[Path, ProbeResult]:
+        """Download the input into the work directory, then probe and gate it."""
+        input_path = work_dir / "input"
+        control.set_stage("downloading", 0)
+        self.storage.download_file(payload.input.bucket, payload.input.path, input_path,
+                                   self.settings.input_max_size_bytes)
+        control.set_stage("probing", 5)
+        probed = probe(self.media.ffprobe_path, input_path)
+        check_limits(probed, self.media.limits)
+        return input_path, probed
 
     def _upload(self, job: Job, artifacts: list[Artifact], control: JobControl) -> list[dict[str, Any]]:
         outputs = []

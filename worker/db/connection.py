@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -19,9 +19,16 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 
 def is_transaction_pooler(url: str) -> bool:
-    """True for Supavisor/PgBouncer transaction mode: no LISTEN, no prepared statements."""
+    """True for Supavisor/PgBouncer transaction mode (port 6543 or ?pgbouncer=true)."""
     parts = urlsplit(url)
     return parts.port == 6543 or "pgbouncer=true" in (parts.query or "")
+
+
+def libpq_url(url: str) -> str:
+    """The URL without `pgbouncer=true`, a Prisma-style hint that libpq would refuse."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "pgbouncer"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Connection[dict[str, Any]]:
@@ -29,7 +36,7 @@ def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Conn
     pooled = is_transaction_pooler(url)
     try:
         return psycopg.connect(
-            url,
+            libpq_url(url),
             autocommit=True,
             row_factory=dict_row,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,

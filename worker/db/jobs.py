@@ -69,19 +69,16 @@ class JobStore:
                 self._conn.close()
                 self._conn = None
 
+    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
+        """The open connection, reconnecting after a loss. Call with the lock held."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(self.url)
+        return self._conn
+
     def _execute(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = connect(self.url)
-            conn = self._conn
-            try:
-                with translate_errors():
-                    cur = conn.execute(sql, params)
-                    return cur.fetchall() if cur.description else []
-            except Exception:
-                if conn.broken or conn.closed:
-                    self._conn = None
-                raise
+        with self._lock, translate_errors():
+            cur = self._connection().execute(sql, params)
+            return cur.fetchall() if cur.description else []
 
     def _params(self, job_id: UUID, **extra: Any) -> dict[str, Any]:
         return {"job_id": job_id, "worker_id": self.worker_id, **extra}
@@ -140,6 +137,34 @@ class JobStore:
     def get_job(self, job_id: UUID | str) -> Job | None:
         rows = self._execute(queries.GET_JOB, {"job_id": job_id})
         return Job(**rows[0]) if rows else None
+
+    def request_cancel(self, job_id: UUID | str) -> str | None:
+        """Cancel a pending job, or flag a running one; return the status, None if already finished."""
+        rows = self._execute(queries.REQUEST_CANCEL, {"job_id": job_id})
+        return rows[0]["status"] if rows else None
+
+    def retry_job(self, job_id: UUID | str) -> bool:
+        """Move a failed or cancelled job back to pending with its attempts reset."""
+        return bool(self._execute(queries.RETRY_JOB, {"job_id": job_id}))
+
+    def queue_counts(self) -> list[dict[str, Any]]:
+        return self._execute(queries.QUEUE_COUNTS, {})
+
+    def running_jobs(self) -> list[dict[str, Any]]:
+        return self._execute(queries.RUNNING_JOBS, {})
+
+    def delete_old_jobs(self, retention_days: float, failed_retention_days: float) -> int | None:
+        """Delete finished jobs past retention; None when another worker holds the housekeeping lock."""
+        with self._lock, translate_errors():
+            conn = self._connection()
+            with conn.transaction():
+                row = conn.execute(queries.HOUSEKEEPING_LOCK).fetchone()
+                if not row or not row["locked"]:
+                    return None
+                cur = conn.execute(queries.DELETE_OLD_JOBS, {
+                    "retention_seconds": retention_days * 86400,
+                    "failed_retention_seconds": failed_retention_days * 86400})
+                return cur.rowcount
 
     def bucket_rules(self) -> dict[str, tuple[int | None, list[str] | None]]:
         """{bucket: (file_size_limit, allowed_mime_types)} from storage.buckets."""

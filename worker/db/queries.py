@@ -138,3 +138,55 @@ GET_JOB = "select " + JOB_COLUMNS + " from public.media_jobs where id = %(job_id
 BUCKET_RULES = """
 select id, file_size_limit, allowed_mime_types from storage.buckets
 """
+
+# Owner or operator cancel: a pending job ends now; a running one is flagged and its
+# worker's heartbeat stops it within WORKER_HEARTBEAT_SECONDS. Finished jobs are unchanged.
+REQUEST_CANCEL = """
+update public.media_jobs
+set status = case when status = 'pending' then 'cancelled' else status end::public.media_job_status,
+    completed_at = case when status = 'pending' then now() else completed_at end,
+    stage = case when status = 'pending' then 'cancelled' else stage end,
+    error = case when status = 'pending' then 'cancelled by request' else error end,
+    cancel_requested_at = coalesce(cancel_requested_at, now())
+where id = %(job_id)s and status in ('pending', 'processing')
+returning status::text
+"""
+
+# Operator retry: a failed or cancelled job runs again from scratch, as soon as possible.
+RETRY_JOB = """
+update public.media_jobs
+set status = 'pending', attempts = 0, run_at = now(), error = null, stage = null, progress = 0,
+    cancel_requested_at = null, completed_at = null, result = null
+where id = %(job_id)s and status in ('failed', 'cancelled')
+returning status::text
+"""
+
+# `worker.py status`: counts by type and status, and the oldest pending job's age.
+QUEUE_COUNTS = """
+select type, status::text as status, count(*) as jobs,
+       extract(epoch from now() - min(created_at) filter (where status = 'pending')) as oldest_pending_seconds
+from public.media_jobs
+group by type, status
+order by type, status
+"""
+
+# `worker.py status`: what is running where.
+RUNNING_JOBS = """
+select id, type, locked_by, progress, stage, attempts, max_attempts,
+       extract(epoch from now() - started_at) as running_seconds,
+       extract(epoch from locked_until - now()) as lease_left_seconds
+from public.media_jobs
+where status = 'processing'
+order by started_at
+"""
+
+# Housekeeping: one worker at a time (the lock is released at commit), deleting finished
+# jobs past their retention. Failed jobs are kept longer, for post-mortems.
+HOUSEKEEPING_LOCK = "select pg_try_advisory_xact_lock(hashtext('media_worker_housekeeping')) as locked"
+DELETE_OLD_JOBS = """
+delete from public.media_jobs
+where (status in ('completed', 'cancelled')
+       and completed_at < now() - make_interval(secs => %(retention_seconds)s))
+   or (status = 'failed'
+       and completed_at < now() - make_interval(secs => %(failed_retention_seconds)s))
+"""

@@ -1,0 +1,261 @@
+"""Crashes, shutdowns, cancellations, retries and wake-ups, with real worker processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.helpers import insert_job, job_row, run_cli, start_worker, wait_for_status, worker_env
+
+pytestmark = pytest.mark.slow
+
+TEST_HANDLERS = {"WORKER_HANDLER_MODULES": "tests.lifecycle_handlers"}
+
+
+def env_for(db_url: str, data_dir: Path, **overrides: object) -> dict[str, str]:
+    return worker_env(db_url, data_dir, **{**TEST_HANDLERS, **overrides})
+
+
+def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def ffmpeg_pids_for(job_id: str) -> list[int]:
+    """ffmpeg processes whose command line mentions this job (its work directory does)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"ffmpeg") and any(job_id.encode() in part for part in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
+def outputs_of(data_dir: Path, job_id: str) -> list[Path]:
+    return sorted((data_dir / "storage" / "media-outputs" / "anonymous" / job_id).glob("*"))
+
+
+def test_sigkill_mid_ffmpeg_another_worker_completes_after_the_lease(db_url: str, data_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    env = env_for(db_url, data_dir, WORKER_LEASE_SECONDS=3, WORKER_HEARTBEAT_SECONDS=0.5)
+    job_id = insert_job(db_url, "test.slow", {"seconds": 4})
+    first = start_worker(env, log_path=tmp_path / "first.log")
+    wait_until(lambda: bool(ffmpeg_pids_for(job_id)), what="ffmpeg to start")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    second = start_worker(env, log_path=tmp_path / "second.log")
+    try:
+        row = wait_for_status(db_url, job_id, {"completed", "failed"}, timeout=60)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+    assert row["status"] == "completed" and row["attempts"] == 2
+    assert "worker lost (lease expired)" in json.dumps(row["errors"])
+    assert [p.name for p in outputs_of(data_dir, job_id)] == ["slow.mp4"]
+    assert len(row["result"]["outputs"]) == 1
+
+
+def test_many_workers_run_every_job_exactly_once(db_url: str, data_dir: Path, tmp_path: Path) -> None:
+    jobs = 2000
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("create table test_executions (n int not null, pid int not null)")
+        conn.execute("insert into public.media_jobs (type, payload) "
+                     "select 'test.record', jsonb_build_object('n', g) from generate_series(1, %s) g", (jobs,))
+    env = env_for(db_url, data_dir, WORKER_CONCURRENCY=2)
+    workers = [start_worker(env, "run", "--until-idle", log_path=tmp_path / f"w{i}.log") for i in range(8)]
+    codes = [w.wait(timeout=600) for w in workers]
+    assert codes == [0] * 8
+    with psycopg.connect(db_url) as conn:
+        runs = conn.execute("select n, count(*) from test_executions group by n having count(*) <> 1").fetchall()
+        total = conn.execute("select count(distinct n), count(distinct pid) from test_executions").fetchone()
+        left = conn.execute("select count(*) from public.media_jobs where status <> 'completed'").fetchone()
+    assert runs == [], f"jobs run more than once: {runs[:10]}"
+    assert total is not None and total[0] == jobs
+    assert total[1] > 1, "only one worker did all the work"
+    assert left == (0,)
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [(30, "completed"), (0.5, "pending")])
+def test_sigterm_mid_job_finishes_or_releases(db_url: str, data_dir: Path, tmp_path: Path,
+                                              timeout: float, expected: str) -> None:
+    env = env_for(db_url, data_dir, WORKER_SHUTDOWN_TIMEOUT_SECONDS=timeout)
+    job_id = insert_job(db_url, "test.slow", {"seconds": 3})
+    worker = start_worker(env, log_path=tmp_path / "worker.log")
+    wait_until(lambda: bool(ffmpeg_pids_for(job_id)), what="ffmpeg to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    row = job_row(db_url, job_id)
+    assert row["status"] == expected
+    if expected == "pending":
+        assert row["attempts"] == 0 and row["locked_by"] is None and row["locked_until"] is None
+        assert not ffmpeg_pids_for(job_id)
+
+
+def test_second_signal_kills_ffmpeg_and_releases_at_once(db_url: str, data_dir: Path, tmp_path: Path) -> None:
+    env = env_for(db_url, data_dir, WORKER_SHUTDOWN_TIMEOUT_SECONDS=600)
+    job_id = insert_job(db_url, "test.slow", {"seconds": 30})
+    worker = start_worker(env, log_path=tmp_path / "worker.log")
+    wait_until(lambda: bool(ffmpeg_pids_for(job_id)), what="ffmpeg to start")
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    worker.send_signal(signal.SIGINT)
+    assert worker.wait(timeout=20) == 0
+    assert job_row(db_url, job_id)["status"] == "pending"
+    assert not ffmpeg_pids_for(job_id)
+
+
+def test_cancel_pending_and_running_jobs(db_url: str, data_dir: Path, tmp_path: Path) -> None:
+    env = env_for(db_url, data_dir, WORKER_HEARTBEAT_SECONDS=0.5)
+    running = insert_job(db_url, "test.slow", {"seconds": 60})
+    worker = start_worker(env, log_path=tmp_path / "worker.log")
+    try:
+        wait_until(lambda: bool(ffmpeg_pids_for(running)), what="ffmpeg to start")
+        pending = insert_job(db_url, "test.slow", {"seconds": 1}, run_at="2999-01-01T00:00:00Z")
+        assert "cancelled" in run_cli(["cancel", pending], env).stdout
+        assert job_row(db_url, pending)["status"] == "cancelled"
+        assert "cancel requested" in run_cli(["cancel", running], env).stdout
+        row = wait_for_status(db_url, running, {"cancelled", "completed", "failed"}, timeout=10)
+        wait_until(lambda: not ffmpeg_pids_for(running), timeout=5, what="ffmpeg to be killed")
+        assert worker.poll() is None
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert row["status"] == "cancelled"
+    assert outputs_of(data_dir, running) == []
+    assert not list((data_dir / "tmp").glob(f"job-{running}*")), "work directory left behind"
+
+
+def test_a_job_taken_over_by_another_worker_is_abandoned_without_writing(db_url: str, data_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    env = env_for(db_url, data_dir, WORKER_HEARTBEAT_SECONDS=0.5)
+    job_id = insert_job(db_url, "test.slow", {"seconds": 30})
+    worker = start_worker(env, log_path=tmp_path / "worker.log")
+    try:
+        wait_until(lambda: bool(ffmpeg_pids_for(job_id)), what="ffmpeg to start")
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("update public.media_jobs set locked_by = 'other-host:1:abc' where id = %s", (job_id,))
+        wait_until(lambda: not ffmpeg_pids_for(job_id), timeout=10, what="ffmpeg to be killed")
+        time.sleep(1)
+        assert worker.poll() is None
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    row = job_row(db_url, job_id)
+    assert row["status"] == "processing" and row["locked_by"] == "other-host:1:abc"
+    assert row["result"] is None and outputs_of(data_dir, job_id) == []
+    assert "lease_lost" in (tmp_path / "worker.log").read_text()
+
+
+def test_transient_failures_retry_then_fail_with_history(db_url: str, data_dir: Path) -> None:
+    job_id = insert_job(db_url, "test.flaky", {}, max_attempts=3)
+    run_cli(["run", "--until-idle"], env_for(db_url, data_dir, WORKER_RETRY_BASE_SECONDS=0))
+    row = job_row(db_url, job_id)
+    assert row["status"] == "failed" and row["attempts"] == 3
+    assert row["error"] == "storage is down (test) (gave up after 3 attempts)"
+    assert [e["attempt"] for e in row["errors"]] == [1, 2, 3]
+
+
+def test_transient_failure_waits_for_its_backoff(db_url: str, data_dir: Path) -> None:
+    job_id = insert_job(db_url, "test.flaky", {})
+    run_cli(["run", "--until-idle"], env_for(db_url, data_dir, WORKER_RETRY_BASE_SECONDS=600))
+    row = job_row(db_url, job_id)
+    assert row["status"] == "pending" and row["attempts"] == 1 and row["stage"] == "retrying"
+    with psycopg.connect(db_url) as conn:
+        delay = conn.execute("select extract(epoch from run_at - now()) from public.media_jobs where id = %s",
+                             (job_id,)).fetchone()
+    assert delay is not None and 250 < float(delay[0]) <= 600  # 600 s nominal, jittered down to half
+
+
+def test_a_job_lost_too_often_fails_with_a_clear_message(db_url: str, data_dir: Path) -> None:
+    lost = [{"attempt": n, "error": "worker lost (lease expired): h:1:x"} for n in (1, 2)]
+    job_id = insert_job(db_url, "test.slow", {"seconds": 1}, status="processing", attempts=3, max_attempts=3,
+                        locked_by="dead:1:x", locked_until="2000-01-01T00:00:00Z", errors=json.dumps(lost))
+    run_cli(["run", "--until-idle"], env_for(db_url, data_dir))
+    row = job_row(db_url, job_id)
+    assert row["status"] == "failed"
+    assert row["error"].startswith("worker lost (lease expired) 3 times")
+
+
+def test_insert_wakes_an_idle_worker_at_once(db_url: str, data_dir: Path, tmp_path: Path) -> None:
+    env = env_for(db_url, data_dir, WORKER_POLL_INTERVAL_SECONDS=60)
+    worker = start_worker(env, log_path=tmp_path / "worker.log")
+    try:
+        wait_until(lambda: "worker_started" in (tmp_path / "worker.log").read_text(), what="start")
+        time.sleep(1)  # let the listener settle into LISTEN
+        job_id = insert_job(db_url, "test.slow", {"seconds": 0.5})
+        row = wait_for_status(db_url, job_id, {"completed"}, timeout=30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert (row["started_at"] - row["created_at"]).total_seconds() < 1.0
+
+
+def test_transaction_pooler_mode_polls_instead_of_listening(db_url: str, data_dir: Path, tmp_path: Path) -> None:
+    env = env_for(db_url + "?pgbouncer=true", data_dir)
+    job_id = insert_job(db_url, "test.slow", {"seconds": 0.5})
+    worker = start_worker(env, log_path=tmp_path / "worker.log")
+    try:
+        wait_for_status(db_url, job_id, {"completed"}, timeout=30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    log = (tmp_path / "worker.log").read_text()
+    assert "transaction_pooler_detected" in log and "listener" not in log
+
+
+def test_dedupe_key_is_unique_among_live_jobs(db_url: str, data_dir: Path) -> None:
+    first = insert_job(db_url, "test.slow", {"seconds": 0.2}, dedupe_key="upload-42")
+    with pytest.raises(psycopg.errors.UniqueViolation, match="media_jobs_dedupe_key_idx"):
+        insert_job(db_url, "test.slow", {"seconds": 0.2}, dedupe_key="upload-42")
+    run_cli(["run", "--until-idle"], env_for(db_url, data_dir))
+    assert job_row(db_url, first)["status"] == "completed"
+    insert_job(db_url, "test.slow", {"seconds": 0.2}, dedupe_key="upload-42")  # finished keys may run again
+
+
+def test_retry_and_status_commands(db_url: str, data_dir: Path) -> None:
+    env = env_for(db_url, data_dir)
+    job_id = insert_job(db_url, "test.flaky", {}, max_attempts=1)
+    run_cli(["run", "--until-idle"], env)
+    assert job_row(db_url, job_id)["status"] == "failed"
+    status = run_cli(["status"], env).stdout
+    assert "test.flaky" in status and "failed" in status
+    assert "pending again" in run_cli(["retry", job_id], env).stdout
+    row = job_row(db_url, job_id)
+    assert row["status"] == "pending" and row["attempts"] == 0
+    assert run_cli(["retry", job_id], env, check=False).returncode == 1
+
+
+def test_housekeeping_deletes_old_finished_jobs_only(db_url: str, data_dir: Path) -> None:
+    old = "now() - interval '40 days'"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for status, age in (("completed", old), ("cancelled", old), ("failed", old), ("completed", "now()")):
+            conn.execute(f"insert into public.media_jobs (type, status, completed_at) values ('t.x', %s, {age})",
+                         (status,))
+    run_cli(["run", "--until-idle"], env_for(db_url, data_dir, JOB_RETENTION_DAYS=30, JOB_FAILED_RETENTION_DAYS=90))
+    with psycopg.connect(db_url) as conn:
+        left = sorted(r[0] for r in conn.execute("select status::text from public.media_jobs"))
+    assert left == ["completed", "failed"]
+
+
+def test_stale_work_directories_are_removed_at_start(db_url: str, data_dir: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = data_dir / "tmp" / f"job-00000000-0000-0000-0000-000000000000-{dead.pid}-abc"
+    stale.mkdir(parents=True)
+    (stale / "input").write_bytes(b"x" * 1000)
+    run_cli(["run", "--until-idle"], env_for(db_url, data_dir))
+    assert not stale.exists()

@@ -1,0 +1,61 @@
+"""Test-only job types, loaded into real workers with WORKER_HANDLER_MODULES=tests.lifecycle_handlers.
+
+- test.slow: a real, supervised ffmpeg run that lasts `seconds` (-re), writing slow.mp4.
+- test.record: records its payload's `n` in the table test_executions (exactly-once checks).
+- test.flaky: always fails with a transient error.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import psycopg
+from pydantic import Field
+
+from handlers import register
+from handlers.base import Artifact, Handler, HandlerResult, Payload, TaskContext
+from utils.ffmpeg import run_ffmpeg
+from worker.errors import TransientJobError
+
+
+class SlowPayload(Payload):
+    seconds: float = Field(default=3.0, gt=0, le=120)
+
+
+def run_slow(payload: SlowPayload, ctx: TaskContext) -> HandlerResult:
+    out = ctx.work_dir / "slow.mp4"
+    argv = [ctx.media.ffmpeg_path, "-hide_banner", "-v", "error", "-re", "-f", "lavfi",
+            "-i", f"testsrc=size=64x48:rate=10:duration={payload.seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-y", str(out)]
+    run_ffmpeg(argv, duration=payload.seconds, limits=ctx.media.run_limits(payload.seconds),
+               on_progress=ctx.report_progress, should_stop=ctx.should_stop)
+    return HandlerResult([Artifact("video", "slow.mp4", out, "video/mp4")])
+
+
+class RecordPayload(Payload):
+    n: int
+
+
+_local = threading.local()
+
+
+def run_record(payload: RecordPayload, ctx: TaskContext) -> HandlerResult:
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        conn = _local.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+    conn.execute("insert into test_executions (n, pid) values (%s, %s)", (payload.n, os.getpid()))
+    return HandlerResult([])
+
+
+class FlakyPayload(Payload):
+    message: str = "storage is down (test)"
+
+
+def run_flaky(payload: FlakyPayload, ctx: TaskContext) -> HandlerResult:
+    raise TransientJobError(payload.message)
+
+
+register(Handler("test.slow", SlowPayload, run_slow))
+register(Handler("test.record", RecordPayload, run_record))
+register(Handler("test.flaky", FlakyPayload, run_flaky))
