@@ -1,0 +1,252 @@
+"""Queue benchmark: the worker's claim path against a raw-SQL SKIP LOCKED baseline.
+
+    python bench/queue.py [--jobs 20000] [--latency-samples 200] [--history 1000000]
+
+Uses BENCH_DATABASE_URL or TEST_DATABASE_URL (a server where it may create the database
+mw_bench), else the embedded PostgreSQL. Prints figures and ours/baseline ratios:
+- no-op job throughput at concurrency 1 and 8 over a backlog, through the real daemon
+  (slots, runner, heartbeat, work directories) and through the bare queue statements;
+- insert-to-start latency p50/p95/p99 over single inserts (LISTEN/NOTIFY wake-ups);
+- the cost of one claim with a large history of completed rows kept in the table.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named queue.py: drop bench/ from the path so `import queue` finds the stdlib.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
+import psycopg  # noqa: E402
+
+from handlers import register  # noqa: E402
+from handlers.base import Handler, HandlerResult, Payload  # noqa: E402
+from worker.config import load_settings  # noqa: E402
+from worker.daemon import Worker  # noqa: E402
+from worker.db import JobStore, apply_migrations  # noqa: E402
+from worker.logs import configure_logging  # noqa: E402
+from worker.runtime import media_settings  # noqa: E402
+from utils.storage import LocalStorage  # noqa: E402
+
+STARTED: dict[int, float] = {}
+
+# The simplest correct SKIP LOCKED loop, as a baseline.
+RAW_CLAIM = """
+update public.media_jobs set status = 'processing', locked_until = now() + interval '60 seconds'
+where id = (select id from public.media_jobs where status = 'pending'
+            order by priority desc, run_at, created_at for update skip locked limit 1)
+returning id, payload
+"""
+RAW_COMPLETE = "update public.media_jobs set status = 'completed', completed_at = now() where id = %s"
+
+
+class NoopPayload(Payload):
+    n: int
+
+
+def run_noop(payload: NoopPayload, ctx: object) -> HandlerResult:
+    STARTED[payload.n] = time.perf_counter()
+    return HandlerResult([])
+
+
+register(Handler("bench.noop", NoopPayload, run_noop))
+
+
+def bench_database() -> str:
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        from worker.db.embedded import start_embedded_postgres
+
+        base = start_embedded_postgres(Path(".data-bench"))
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("drop database if exists mw_bench with (force)")
+        conn.execute("create database mw_bench")
+    url = urlunsplit(urlsplit(base)._replace(path="/mw_bench"))
+    apply_migrations(url)
+    return url
+
+
+def reset(url: str, backlog: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("truncate public.media_jobs")
+        if backlog:
+            conn.execute("insert into public.media_jobs (type, payload) select 'bench.noop', "
+                         "jsonb_build_object('n', g) from generate_series(1, %s) g", (backlog,))
+        conn.execute("vacuum analyze public.media_jobs")
+
+
+def daemon_throughput(url: str, concurrency: int, jobs: int, tmp: Path) -> float:
+    reset(url, jobs)
+    settings = load_settings({"WORKER_CONCURRENCY": str(concurrency), "WORKER_TEMP_DIR": str(tmp),
+                              "LOG_LEVEL": "warning"}, env_file=None)
+    worker = Worker(settings, url, media_settings(settings), "bench:1:x",
+                    storage_factory=lambda: LocalStorage(tmp / "storage"), until_idle=True)
+    started = time.perf_counter()
+    worker.run()
+    return jobs / (time.perf_counter() - started)
+
+
+def threaded(concurrency: int, body) -> float:  # type: ignore[no-untyped-def]
+    threads = [threading.Thread(target=body) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def store_throughput(url: str, concurrency: int, jobs: int) -> float:
+    reset(url, jobs)
+
+    def drain() -> None:
+        store = JobStore(url, "bench:1:x", 60)
+        while (job := store.claim_next_job()) is not None:
+            store.complete_job(job.id, {})
+        store.close()
+
+    return jobs / threaded(concurrency, drain)
+
+
+def raw_throughput(url: str, concurrency: int, jobs: int) -> float:
+    reset(url, jobs)
+
+    def drain() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while (row := conn.execute(RAW_CLAIM).fetchone()) is not None:
+                conn.execute(RAW_COMPLETE, (row[0],))
+
+    return jobs / threaded(concurrency, drain)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(samples, n=100)
+    return q[49], q[94], q[98]
+
+
+def daemon_latency(url: str, samples: int, tmp: Path) -> list[float]:
+    reset(url, 0)
+    settings = load_settings({"WORKER_TEMP_DIR": str(tmp), "WORKER_POLL_INTERVAL_SECONDS": "30",
+                              "LOG_LEVEL": "warning"}, env_file=None)
+    worker = Worker(settings, url, media_settings(settings), "bench:1:x",
+                    storage_factory=lambda: LocalStorage(tmp / "storage"))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    STARTED.clear()
+    with _signals_disabled():
+        thread.start()
+        latencies = _insert_and_wait(url, samples, lambda n: STARTED.get(n))
+        worker.stopping.set()
+        thread.join()
+    return latencies
+
+
+class _signals_disabled:
+    """Worker.run installs signal handlers, which only the main thread may do: skip them here."""
+
+    def __enter__(self) -> None:
+        import worker.daemon as daemon
+
+        self._saved = (daemon.capture_signals, daemon.restore_signals)
+        daemon.capture_signals = lambda handler: {}  # type: ignore[assignment]
+        daemon.restore_signals = lambda previous: None  # type: ignore[assignment]
+
+    def __exit__(self, *exc: object) -> None:
+        import worker.daemon as daemon
+
+        daemon.capture_signals, daemon.restore_signals = self._saved  # type: ignore[assignment]
+
+
+def _insert_and_wait(url: str, samples: int, started_at) -> list[float]:  # type: ignore[no-untyped-def]
+    time.sleep(1.0)
+    latencies = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for n in range(samples):
+            t0 = time.perf_counter()
+            conn.execute("insert into public.media_jobs (type, payload) values ('bench.noop', %s)",
+                         (f'{{"n": {n}}}',))
+            while (t1 := started_at(n)) is None:
+                time.sleep(0.0002)
+            latencies.append((t1 - t0) * 1000)
+            time.sleep(0.01)
+    return latencies
+
+
+def raw_latency(url: str, samples: int) -> list[float]:
+    """Baseline: one thread LISTENs, claims on each notification, runs the no-op, completes."""
+    reset(url, 0)
+    STARTED.clear()
+    stop = threading.Event()
+
+    def loop() -> None:
+        with psycopg.connect(url, autocommit=True) as listen, psycopg.connect(url, autocommit=True) as conn:
+            listen.execute("listen media_jobs")
+            while not stop.is_set():
+                for _ in listen.notifies(timeout=0.5, stop_after=1):
+                    while (row := conn.execute(RAW_CLAIM).fetchone()) is not None:
+                        STARTED[row[1]["n"]] = time.perf_counter()
+                        conn.execute(RAW_COMPLETE, (row[0],))
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    latencies = _insert_and_wait(url, samples, lambda n: STARTED.get(n))
+    stop.set()
+    thread.join()
+    return latencies
+
+
+def claim_cost(url: str, history: int, claims: int = 2000) -> float:
+    """Mean milliseconds per claim+complete with `history` completed rows in the table."""
+    reset(url, 0)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if history:
+            conn.execute("insert into public.media_jobs (type, payload, status, completed_at) "
+                         "select 'bench.noop', '{}'::jsonb, 'completed', now() from generate_series(1, %s)",
+                         (history,))
+        conn.execute("insert into public.media_jobs (type, payload) select 'bench.noop', "
+                     "jsonb_build_object('n', g) from generate_series(1, %s) g", (claims,))
+        conn.execute("vacuum analyze public.media_jobs")
+    store = JobStore(url, "bench:1:x", 60)
+    started = time.perf_counter()
+    while (job := store.claim_next_job()) is not None:
+        store.complete_job(job.id, {})
+    store.close()
+    return (time.perf_counter() - started) * 1000 / claims
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--history", type=int, default=1_000_000)
+    args = parser.parse_args()
+    configure_logging("warning", "json")
+    url = bench_database()
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "mw-bench"
+    print(f"queue benchmark: {args.jobs} no-op jobs, {args.latency_samples} latency samples, "
+          f"{args.history} rows of history\n")
+    print(f"{'throughput (jobs/s)':<34} {'ours':>9} {'raw SQL':>9} {'ratio':>7}")
+    for c in (1, 8):
+        raw = raw_throughput(url, c, args.jobs)
+        for label, ours in ((f"daemon, concurrency {c}", daemon_throughput(url, c, args.jobs, tmp)),
+                            (f"queue statements, concurrency {c}", store_throughput(url, c, args.jobs))):
+            print(f"{label:<34} {ours:9.0f} {raw:9.0f} {ours / raw:7.2f}")
+    ours_lat = percentiles(daemon_latency(url, args.latency_samples, tmp))
+    raw_lat = percentiles(raw_latency(url, args.latency_samples))
+    print(f"\n{'insert->start latency (ms)':<34} {'ours':>9} {'raw SQL':>9} {'ratio':>7}")
+    for name, o, r in zip(("p50", "p95", "p99"), ours_lat, raw_lat, strict=True):
+        print(f"{name:<34} {o:9.2f} {r:9.2f} {o / r:7.2f}")
+    empty, full = claim_cost(url, 0), claim_cost(url, args.history)
+    print(f"\n{'claim+complete (ms per job)':<34} {'history':>9} {'empty':>9} {'ratio':>7}")
+    print(f"{f'with {args.history} completed rows':<34} {full:9.3f} {empty:9.3f} {full / empty:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
