@@ -29,12 +29,12 @@ import psycopg  # noqa: E402
 
 from handlers import register  # noqa: E402
 from handlers.base import Handler, HandlerResult, Payload  # noqa: E402
+from utils.storage import LocalStorage  # noqa: E402
 from worker.config import load_settings  # noqa: E402
 from worker.daemon import Worker  # noqa: E402
 from worker.db import JobStore, apply_migrations  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import media_settings  # noqa: E402
-from utils.storage import LocalStorage  # noqa: E402
 
 STARTED: dict[int, float] = {}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -59,51 +61,71 @@ class JobControl:
             raise self._interrupt
 
 
-class Heartbeat:
-    """Renews a job's lease every WORKER_HEARTBEAT_SECONDS and publishes progress more often."""
+@dataclass
+class _Watch:
+    """The job a heartbeat is renewing, and what it last wrote."""
 
-    def __init__(self, store: JobStore, job_id: UUID, control: JobControl, interval_seconds: float,
-                 lease_seconds: float) -> None:
-        self.store, self.job_id, self.control = store, job_id, control
-        self.interval, self.lease_seconds = interval_seconds, lease_seconds
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True,
-                                        kwargs={"context": structlog.contextvars.get_contextvars()})
+    job_id: UUID
+    control: JobControl
+    context: dict[str, Any]
+    last_ok: float = field(default_factory=time.monotonic)
+    last_write: float = field(default_factory=time.monotonic)
+    written: tuple[float, str] = (-1.0, "")
 
-    def start(self) -> Heartbeat:
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join()
+class Heartbeat(threading.Thread):
+    """One per slot: renews the running job's lease every WORKER_HEARTBEAT_SECONDS and
+    publishes its progress more often (throttled). A long-lived thread, so starting a job
+    costs no thread start-up."""
 
-    def _loop(self, context: dict[str, object]) -> None:
-        structlog.contextvars.bind_contextvars(**context)
-        last_ok = last_write = time.monotonic()
-        written = (-1.0, "")
+    def __init__(self, store: JobStore, interval_seconds: float, lease_seconds: float, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.store, self.interval, self.lease_seconds = store, interval_seconds, lease_seconds
+        self._watch: _Watch | None = None
+        self._lock = threading.Lock()  # held while a renewal is in flight
+        self._closed = threading.Event()
+
+    def attach(self, job_id: UUID, control: JobControl) -> None:
+        with self._lock:
+            self._watch = _Watch(job_id, control, structlog.contextvars.get_contextvars())
+
+    def detach(self) -> None:
+        """Stop renewing; returns after any renewal in flight, so no write follows the job's end."""
+        with self._lock:
+            self._watch = None
+
+    def close(self) -> None:
+        self._closed.set()
+        self.join()
+
+    def run(self) -> None:
         tick = min(self.interval, PROGRESS_MIN_INTERVAL_SECONDS)
-        while not self._stopped.wait(tick):
-            now = time.monotonic()
-            state = (self.control.progress, self.control.stage)
-            moved = abs(state[0] - written[0]) >= PROGRESS_STEP or state[1] != written[1]
-            if not moved and now - last_write < self.interval:
-                continue
-            last_write = now
-            try:
-                cancel_requested_at = self.store.renew_lease(self.job_id, round(state[0], 1), state[1])
-            except LeaseLost as exc:
-                log.warning("lease_lost", reason="renewal updated no row")
-                self.control.interrupt(exc)
-                return
-            except DatabaseUnavailable as exc:
-                log.warning("heartbeat_failed", error=str(exc))
-                if now - last_ok > self.lease_seconds:
-                    self.control.interrupt(LeaseLost("the lease could not be renewed before it expired "
-                                                     "(database unreachable)"))
-                    return
-                continue
-            last_ok, written = now, state
-            if cancel_requested_at is not None:
-                self.control.interrupt(CancelRequested("cancelled by request"))
+        while not self._closed.wait(tick):
+            with self._lock:
+                if self._watch is not None and self._due(self._watch):
+                    with structlog.contextvars.bound_contextvars(**self._watch.context):
+                        self._beat(self._watch)
+
+    def _due(self, watch: _Watch) -> bool:
+        state = (watch.control.progress, watch.control.stage)
+        moved = abs(state[0] - watch.written[0]) >= PROGRESS_STEP or state[1] != watch.written[1]
+        return not watch.control.should_stop() and (moved or time.monotonic() - watch.last_write >= self.interval)
+
+    def _beat(self, watch: _Watch) -> None:
+        now = watch.last_write = time.monotonic()
+        state = (watch.control.progress, watch.control.stage)
+        try:
+            cancel_requested_at = self.store.renew_lease(watch.job_id, round(state[0], 1), state[1])
+        except LeaseLost as exc:
+            log.warning("lease_lost", reason="renewal updated no row")
+            watch.control.interrupt(exc)
+            return
+        except DatabaseUnavailable as exc:
+            log.warning("heartbeat_failed", error=str(exc))
+            if now - watch.last_ok > self.lease_seconds:
+                watch.control.interrupt(LeaseLost("the lease could not be renewed before it expired "
+                                                  "(database unreachable)"))
+            return
+        watch.last_ok, watch.written = now, state
+        if cancel_requested_at is not None:
+            watch.control.interrupt(CancelRequested("cancelled by request"))

@@ -17,7 +17,7 @@ from handlers.base import MediaSettings
 from utils.backoff import backoff_delay
 from utils.storage import Storage
 from worker.config import Settings
-from worker.control import JobControl
+from worker.control import Heartbeat, JobControl
 from worker.db import JobStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
 from worker.errors import DatabaseUnavailable, ShutdownRequested
@@ -40,9 +40,12 @@ class Slot(threading.Thread):
         self.wakeup = threading.Event()
         self.control: JobControl | None = None
         self.store = JobStore(worker.db_url, worker.worker_id, worker.settings.worker_lease_seconds)
+        self.heartbeat = Heartbeat(self.store, worker.settings.worker_heartbeat_seconds,
+                                   worker.settings.worker_lease_seconds, name=f"heartbeat-{index}")
 
     def run(self) -> None:
         # A bug in one job must not take the slot down with it: log, pause, carry on.
+        self.heartbeat.start()
         try:
             while not self.worker.stopping.is_set():
                 try:
@@ -53,11 +56,12 @@ class Slot(threading.Thread):
                     self.control = None
                     self.worker.stopping.wait(1.0)
         finally:
+            self.heartbeat.close()
             self.store.close()
 
     def _loop(self) -> None:
         w = self.worker
-        runner = JobRunner(self.store, w.storage_factory(), w.settings, w.media)
+        runner = JobRunner(self.store, w.storage_factory(), w.settings, w.media, self.heartbeat)
         failures = 0
         while not w.stopping.is_set():
             try:

@@ -47,8 +47,10 @@ WORK_DIR_PREFIX = "job-"
 class JobRunner:
     """Runs claimed jobs for one worker slot."""
 
-    def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings) -> None:
+    def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings,
+                 heartbeat: Heartbeat) -> None:
         self.store, self.storage, self.settings, self.media = store, storage, settings, media
+        self.heartbeat = heartbeat
 
     def run(self, job: Job, control: JobControl) -> str:
         """Run a claimed job to its end state and record it; return that state."""
@@ -57,12 +59,11 @@ class JobRunner:
                 return self._finish(job, "failed", lambda: self.store.fail_lost_job(job.id))
             log.info("job_started", priority=job.priority)
             started = time.monotonic()
-            heartbeat = Heartbeat(self.store, job.id, control, self.settings.worker_heartbeat_seconds,
-                                  self.settings.worker_lease_seconds).start()
+            self.heartbeat.attach(job.id, control)
             try:
                 outcome, write = self._attempt(job, control)
             finally:
-                heartbeat.stop()
+                self.heartbeat.detach()
             state = self._finish(job, outcome, write)
             log.info("job_finished", status=state, seconds=round(time.monotonic() - started, 2))
             return state
