@@ -36,6 +36,8 @@ class InputPayload(Payload):
     """A payload with one input object."""
 
     input: InputRef
+    delete_input_on_success: bool = Field(
+        default=False, description="remove the input object once the outputs are stored")
 
 
 @dataclass(frozen=True)

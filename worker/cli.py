@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -12,15 +13,17 @@ from pathlib import Path
 
 from handlers import load_handlers
 from utils.ffmpeg import MediaError, ffmpeg_version
-from utils.storage import StorageError
-from worker import config
+from utils.storage import Storage, StorageError
+from worker import config, doctor
 from worker.config import Settings, load_settings
 from worker.daemon import EXIT_CONFIG, EXIT_STARTUP_FAILED, Worker
-from worker.db import JobStore, apply_migrations, check_migrations_current
+from worker.db import Job, JobStore, apply_migrations, check_migrations_current
 from worker.errors import ConfigError, MediaWorkerError
+from worker.health import HealthState
 from worker.logs import configure_logging, log
 from worker.runtime import INPUT_BUCKET, database_url, media_settings, new_worker_id, open_storage
 
+SIGNED_URL_SECONDS = 3600
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
                  ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".ts": "video/mp2t",
                  ".3gp": "video/3gpp", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".wav": "audio/wav",
@@ -42,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--payload", default="{}", help="extra payload keys as a JSON object")
     enqueue.add_argument("--priority", type=int, default=0, help="higher runs first (10 high, -10 low)")
     enqueue.add_argument("--user-id", type=uuid.UUID, default=None, help="owner (an auth.users id)")
+    enqueue.add_argument("--wait", action="store_true",
+                         help="show the job's progress until it ends, then print its outputs and signed URLs")
     jobs = sub.add_parser("jobs", help="inspect jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     show = jobs_sub.add_parser("show", help="print one job row as JSON")
@@ -51,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("cancel", "cancel a job (a running one stops within WORKER_HEARTBEAT_SECONDS)")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("id", help="job id")
+    sub.add_parser("doctor", help="check ffmpeg, database, migrations, buckets, storage and disk; print fixes")
     cfg = sub.add_parser("config", help="print every setting (secrets masked)")
     cfg.add_argument("--markdown", action="store_true", help="print the README's variable table instead")
     return parser
@@ -96,11 +102,39 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                            f"known: {', '.join(sorted(handlers))}"])
     url = connect_database(settings)
     worker_id = new_worker_id()
-    rules = JobStore(url, worker_id, settings.worker_lease_seconds).bucket_rules()
-    worker = Worker(settings, url, media_settings(settings), worker_id,
-                    storage_factory=lambda: open_storage(settings, rules),
-                    until_idle=getattr(args, "until_idle", False))
+    rules = load_bucket_rules(settings, url)
+    storage_factory = lambda: open_storage(settings, rules)  # noqa: E731
+    health = HealthState(doctor.readiness_checks(url, storage_factory, settings)) if settings.health_port else None
+    worker = Worker(settings, url, media_settings(settings), worker_id, storage_factory=storage_factory,
+                    until_idle=getattr(args, "until_idle", False), health=health)
     return worker.run()
+
+
+def load_bucket_rules(settings: Settings, url: str) -> dict[str, tuple[int | None, list[str] | None]]:
+    store = JobStore(url, "cli", settings.worker_lease_seconds)
+    try:
+        return store.bucket_rules()
+    finally:
+        store.close()
+
+
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    findings = doctor.check_ffmpeg(settings)
+    try:
+        url = database_url(settings)
+    except MediaWorkerError as exc:
+        findings.append(doctor.Finding("database", False, str(exc), "check DATABASE_URL"))
+        url = ""
+    rules: dict[str, tuple[int | None, list[str] | None]] = {}
+    if url:
+        findings += doctor.check_database(settings, url)
+        if all(f.ok for f in findings if f.name in ("database", "migrations")):
+            rules = load_bucket_rules(settings, url)
+    findings.append(doctor.check_storage(settings, open_storage(settings, rules)))
+    findings.append(doctor.check_temp_dir(settings))
+    failures = doctor.print_findings(findings)
+    print(f"\n{failures} problem(s) found" if failures else "\nall checks passed")
+    return 1 if failures else 0
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,11 +158,40 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     owner = str(args.user_id) if args.user_id else "anonymous"
     object_path = f"{owner}/{uuid.uuid4()}/{source.name}"
     content_type = CONTENT_TYPES.get(source.suffix.lower(), "application/octet-stream")
-    open_storage(settings, store.bucket_rules()).upload_file(INPUT_BUCKET, object_path, source, content_type)
+    storage = open_storage(settings, store.bucket_rules())
+    storage.upload_file(INPUT_BUCKET, object_path, source, content_type)
     payload = {**extra, "input": {"bucket": INPUT_BUCKET, "path": object_path}}
     job = store.insert_job(args.type, payload, user_id=args.user_id, priority=args.priority)
-    print(job.id)
-    return 0
+    print(job.id, flush=True)
+    if not args.wait:
+        return 0
+    final = wait_for_job(store, job.id)
+    print_outputs(final, storage)
+    return 0 if final.status == "completed" else 1
+
+
+def wait_for_job(store: JobStore, job_id: uuid.UUID, poll_seconds: float = 0.5) -> Job:
+    """Draw a progress bar on stderr until the job ends; return its final row."""
+    while True:
+        job = store.get_job(job_id)
+        assert job is not None
+        filled = int(job.progress / 5)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (20 - filled)}] {job.progress:5.1f}% "
+                         f"{job.status:<10} {job.stage or '':<12}")
+        sys.stderr.flush()
+        if job.status in ("completed", "failed", "cancelled"):
+            sys.stderr.write("\n")
+            return job
+        time.sleep(poll_seconds)
+
+
+def print_outputs(job: Job, storage: Storage) -> None:
+    if job.status != "completed":
+        print(f"job {job.status}: {job.error}")
+        return
+    for out in (job.result or {}).get("outputs", []):
+        url = storage.signed_url(out["bucket"], out["path"], SIGNED_URL_SECONDS)
+        print(f"{out['kind']:<10} {out['bucket']}/{out['path']}  {out['size']} bytes\n           {url}")
 
 
 def job_id_argument(text: str) -> uuid.UUID:
@@ -203,6 +266,6 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run, "migrate": cmd_migrate, "enqueue": cmd_enqueue, "jobs": cmd_jobs, "status": cmd_status,
-    "retry": cmd_retry, "cancel": cmd_cancel, "config": cmd_config,
+    "retry": cmd_retry, "cancel": cmd_cancel, "doctor": cmd_doctor, "config": cmd_config,
 }
 

@@ -16,11 +16,13 @@ from types import FrameType
 from handlers.base import MediaSettings
 from utils.backoff import backoff_delay
 from utils.storage import Storage
+from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
 from worker.db import JobStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
 from worker.errors import DatabaseUnavailable, ShutdownRequested
+from worker.health import HealthServer, HealthState
 from worker.logs import log
 from worker.runner import JobRunner, remove_stale_work_dirs
 
@@ -29,6 +31,7 @@ EXIT_CONFIG = 2
 EXIT_STARTUP_FAILED = 3
 DB_RETRY_CAP_SECONDS = 30.0
 HOUSEKEEPING_INTERVAL_SECONDS = 300.0
+QUEUE_SAMPLE_SECONDS = 15.0
 
 
 class Slot(threading.Thread):
@@ -81,6 +84,7 @@ class Slot(threading.Thread):
                 self.wakeup.wait(w.settings.worker_poll_interval_seconds)
                 self.wakeup.clear()
                 continue
+            metrics.JOBS_CLAIMED.labels(job.type).inc()
             self.control = JobControl()
             if w.stopping.is_set():  # claimed just as shutdown began: give it straight back
                 self.control.interrupt(ShutdownRequested("worker is shutting down"))
@@ -92,9 +96,14 @@ class Worker:
     """The daemon: slots, the NOTIFY listener and the shutdown sequence."""
 
     def __init__(self, settings: Settings, db_url: str, media: MediaSettings, worker_id: str,
-                 storage_factory: Callable[[], Storage], until_idle: bool = False) -> None:
+                 storage_factory: Callable[[], Storage], until_idle: bool = False,
+                 health: HealthState | None = None) -> None:
         self.settings, self.db_url, self.media, self.worker_id = settings, db_url, media, worker_id
         self.storage_factory = storage_factory
+        self.health = health
+        self.health_server: HealthServer | None = None
+        # Housekeeping and metric samples share one connection, reopened after a loss.
+        self.maintenance = JobStore(db_url, worker_id, settings.worker_lease_seconds)
         self.until_idle = until_idle
         self.stopping = threading.Event()
         self.signals_received = 0
@@ -127,6 +136,9 @@ class Worker:
         elif not self.until_idle:
             self.listener = JobNotifications(self.db_url, self.settings.worker_job_types, self._wake_slots)
             self.listener.start()
+        if self.health is not None and self.settings.health_port:
+            self.health_server = HealthServer(self.settings.health_port, self.health)
+            self.health_server.start()
         log.info("worker_started", worker_id=self.worker_id, concurrency=len(self.slots),
                  job_types=list(self.settings.worker_job_types) or "all")
         for slot in self.slots:
@@ -138,13 +150,19 @@ class Worker:
 
     def _main_loop(self) -> None:
         deadline: float | None = None
-        next_housekeeping = time.monotonic()
+        next_housekeeping = next_sample = time.monotonic()
         while any(slot.is_alive() for slot in self.slots):
             time.sleep(0.1)
+            if self.health is not None:
+                self.health.tick()
             if not self.stopping.is_set():
-                if time.monotonic() >= next_housekeeping:
-                    next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_SECONDS
+                now = time.monotonic()
+                if now >= next_housekeeping:
+                    next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                     self._housekeeping()
+                if self.health_server is not None and now >= next_sample:
+                    next_sample = now + QUEUE_SAMPLE_SECONDS
+                    self._sample_queue_depth()
                 continue
             if deadline is None:
                 deadline = time.monotonic() + self.settings.worker_shutdown_timeout_seconds
@@ -156,16 +174,19 @@ class Worker:
 
     def _housekeeping(self) -> None:
         """Delete finished jobs past retention, if no other worker is doing it right now."""
-        store = JobStore(self.db_url, self.worker_id, self.settings.worker_lease_seconds)
         try:
-            deleted = store.delete_old_jobs(self.settings.job_retention_days,
-                                            self.settings.job_failed_retention_days)
+            deleted = self.maintenance.delete_old_jobs(self.settings.job_retention_days,
+                                                       self.settings.job_failed_retention_days)
             if deleted:
                 log.info("old_jobs_deleted", jobs=deleted)
         except DatabaseUnavailable as exc:
             log.warning("housekeeping_skipped", error=str(exc))
-        finally:
-            store.close()
+
+    def _sample_queue_depth(self) -> None:
+        try:
+            metrics.set_queue_depth(self.maintenance.queue_depth())
+        except DatabaseUnavailable:
+            pass  # /readyz reports the database; the gauge keeps its last sample
 
     def _running_count(self) -> int:
         return sum(1 for slot in self.slots if slot.control is not None)
@@ -184,6 +205,9 @@ class Worker:
         for slot in self.slots:
             if slot.is_alive():
                 slot.join()
+        if self.health_server is not None:
+            self.health_server.stop()
+        self.maintenance.close()
         log.info("worker_stopped", worker_id=self.worker_id)
 
 

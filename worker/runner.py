@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import structlog
 
@@ -22,6 +23,7 @@ from handlers.base import Artifact, InputPayload, JobContext, MediaSettings, Tas
 from utils.backoff import backoff_delay
 from utils.ffmpeg import FFmpegStopped, MediaError, ProbeResult, check_limits, probe
 from utils.storage import Storage, StorageError
+from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
 from worker.db import Job, JobStore
@@ -42,15 +44,18 @@ from worker.logs import log
 from worker.runtime import OUTPUT_BUCKET
 
 WORK_DIR_PREFIX = "job-"
+FINAL_STATES = ("completed", "failed", "cancelled")
 
 
 class JobRunner:
     """Runs claimed jobs for one worker slot."""
 
     def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings,
-                 heartbeat: Heartbeat) -> None:
+                 heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None) -> None:
         self.store, self.storage, self.settings, self.media = store, storage, settings, media
         self.heartbeat = heartbeat
+        self.on_finished = on_finished  # told of every completed, failed or cancelled job (webhooks)
+        self._delete_after_success: tuple[str, str] | None = None
 
     def run(self, job: Job, control: JobControl) -> str:
         """Run a claimed job to its end state and record it; return that state."""
@@ -65,8 +70,23 @@ class JobRunner:
             finally:
                 self.heartbeat.detach()
             state = self._finish(job, outcome, write)
-            log.info("job_finished", status=state, seconds=round(time.monotonic() - started, 2))
+            seconds = time.monotonic() - started
+            log.info("job_finished", status=state, seconds=round(seconds, 2))
+            metrics.JOBS_FINISHED.labels(job.type, state).inc()
+            metrics.JOB_DURATION.labels(job.type, state).observe(seconds)
+            if state == "completed" and self._delete_after_success is not None:
+                self._delete_input(*self._delete_after_success)
+            if state in FINAL_STATES and self.on_finished is not None:
+                self.on_finished(job.id)
             return state
+
+    def _delete_input(self, bucket: str, path: str) -> None:
+        """delete_input_on_success: the outputs are stored, so the upload may go. Failure only logs."""
+        try:
+            self.storage.delete(bucket, [path])
+            log.info("input_deleted", bucket=bucket, path=path)
+        except StorageError as exc:
+            log.warning("input_not_deleted", bucket=bucket, path=path, error=str(exc))
 
     def _attempt(self, job: Job, control: JobControl) -> tuple[str, Callable[[], object]]:
         """Process the job; return its end state and the write that records it."""
@@ -79,6 +99,7 @@ class JobRunner:
         except ShutdownRequested:
             return "released", lambda: self.store.release_job(job.id)
         except LeaseLost as exc:
+            metrics.LEASES_LOST.inc()
             reason = str(exc)
             return "lease_lost", lambda: log.warning("job_abandoned", reason=reason)
         except PermanentJobError as exc:
@@ -116,6 +137,9 @@ class JobRunner:
     def _process(self, job: Job, control: JobControl) -> dict[str, Any]:
         handler = get_handler(job.type)
         payload = handler.parse_payload(job.payload)
+        self._delete_after_success = None
+        if isinstance(payload, InputPayload) and payload.delete_input_on_success:
+            self._delete_after_success = (payload.input.bucket, payload.input.path)
         with work_directory(self.settings.worker_temp_dir, job) as work_dir, translate_failures(control):
             report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
             metadata: dict[str, Any] = {}
@@ -128,7 +152,10 @@ class JobRunner:
             else:
                 ctx = TaskContext(work_dir, self.media, report, control.should_stop)
             control.set_stage("processing", 5)
+            processing_started = time.monotonic()
             output = handler.run(payload, ctx)
+            if isinstance(ctx, JobContext) and ctx.probe.duration > 0:
+                metrics.FFMPEG_SPEED.observe(ctx.probe.duration / max(time.monotonic() - processing_started, 1e-3))
             control.set_stage("uploading", 85)
             outputs = self._upload(job, output.artifacts, control)
         return {"outputs": outputs, "metadata": {**metadata, **output.metadata}}
@@ -137,8 +164,9 @@ class JobRunner:
         """Download the input into the work directory, then probe and gate it."""
         input_path = work_dir / "input"
         control.set_stage("downloading", 0)
-        self.storage.download_file(payload.input.bucket, payload.input.path, input_path,
-                                   self.settings.input_max_size_bytes)
+        size = self.storage.download_file(payload.input.bucket, payload.input.path, input_path,
+                                          self.settings.input_max_size_bytes)
+        metrics.DOWNLOAD_BYTES.inc(size)
         control.set_stage("probing", 5)
         probed = probe(self.media.ffprobe_path, input_path)
         check_limits(probed, self.media.limits)
@@ -151,7 +179,10 @@ class JobRunner:
                 raise InputRejected(f"ffmpeg produced no {artifact.kind} output ({artifact.name}) for this input")
             control.check()
             path = f"{job.owner_folder}/{job.id}/{artifact.name}"
+            upload_started = time.monotonic()
             stored = self.storage.upload_file(OUTPUT_BUCKET, path, artifact.path, artifact.content_type)
+            metrics.UPLOAD_SECONDS.inc(time.monotonic() - upload_started)
+            metrics.UPLOAD_BYTES.inc(stored.size)
             outputs.append({"kind": artifact.kind, "bucket": stored.bucket, "path": stored.path,
                             "size": stored.size, "sha256": stored.sha256, "content_type": stored.content_type,
                             **artifact.meta})

@@ -6,11 +6,7 @@ restarting it disturbs nothing else.
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
-import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,37 +14,10 @@ import pytest
 
 from tests.helpers import insert_job, start_worker, wait_for_status, worker_env
 from tests.integration.test_lifecycle import ffmpeg_pids_for, wait_until
+from tests.private_pg import PrivatePostgres
 from worker.db import apply_migrations
 
 pytestmark = pytest.mark.slow
-
-
-class PrivatePostgres:
-    def __init__(self) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-            from pgserver import _commands
-
-        self._pg_ctl = _commands.pg_ctl
-        self.dir = Path(tempfile.mkdtemp(prefix="mw-restart-pg-"))
-        self.dir.chmod(0o755)
-        self.server = pgserver.get_server(self.dir / "pg", cleanup_mode="delete")
-        self.url = self.server.get_uri()
-
-    def restart(self, down_seconds: float) -> None:
-        """Stop the server (fast: connections are cut), stay down a while, start it again."""
-        opts = (self.server.pgdata / "postmaster.opts").read_text().split()
-        self._pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
-        time.sleep(down_seconds)
-        # postmaster.opts holds the original command line: reuse its -h/-k/-p options.
-        options = " ".join(o.strip('"') if o.startswith('"-') else o for o in opts[1:])
-        self._pg_ctl(["-w", "-o", options, "-l", str(self.server.log), "start"],
-                     pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
-
-    def close(self) -> None:
-        self.server.cleanup()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -61,3 +61,13 @@ def translate_errors() -> Iterator[None]:
         yield
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable(f"database connection lost: {first_line(exc)}") from exc
+
+
+def ping(url: str, timeout_seconds: int = 3) -> None:
+    """Open a connection and run `select 1`; raise DatabaseUnavailable if that fails."""
+    try:
+        with psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=timeout_seconds,
+                             prepare_threshold=None) as conn:
+            conn.execute("select 1")
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unreachable: {first_line(exc)}") from exc

@@ -42,6 +42,7 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    webhook_sent_at: datetime | None = None
 
     @property
     def owner_folder(self) -> str:
@@ -165,6 +166,16 @@ class JobStore:
                     "retention_seconds": retention_days * 86400,
                     "failed_retention_seconds": failed_retention_days * 86400})
                 return cur.rowcount
+
+    def queue_depth(self) -> dict[str, int]:
+        """Due pending jobs by type."""
+        return {r["type"]: int(r["jobs"]) for r in self._execute(queries.QUEUE_DEPTH, {})}
+
+    def mark_webhook_sent(self, job_id: UUID) -> None:
+        self._execute(queries.MARK_WEBHOOK_SENT, {"job_id": job_id})
+
+    def unsent_webhooks(self) -> list[Job]:
+        return [Job(**row) for row in self._execute(queries.UNSENT_WEBHOOKS, {})]
 
     def bucket_rules(self) -> dict[str, tuple[int | None, list[str] | None]]:
         """{bucket: (file_size_limit, allowed_mime_types)} from storage.buckets."""

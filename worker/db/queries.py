@@ -8,7 +8,7 @@ the job over, it changes nothing (0 rows) and the caller raises LeaseLost.
 JOB_COLUMNS = """
     id, user_id, type, status, priority, payload, result, error, errors, progress, stage,
     attempts, max_attempts, run_at, locked_by, locked_until, cancel_requested_at,
-    dedupe_key, created_at, updated_at, started_at, completed_at
+    dedupe_key, created_at, updated_at, started_at, completed_at, webhook_sent_at
 """
 
 # Claim one job and lease it to this worker, in one autocommit statement.
@@ -189,4 +189,26 @@ where (status in ('completed', 'cancelled')
        and completed_at < now() - make_interval(secs => %(retention_seconds)s))
    or (status = 'failed'
        and completed_at < now() - make_interval(secs => %(failed_retention_seconds)s))
+"""
+
+# /metrics: due pending jobs by type (the partial claim index covers it).
+QUEUE_DEPTH = """
+select type, count(*) as jobs from public.media_jobs
+where status = 'pending' and run_at <= now()
+group by type
+"""
+
+# Webhook outbox: the event for a finished job was delivered (or given up on).
+MARK_WEBHOOK_SENT = """
+update public.media_jobs set webhook_sent_at = now() where id = %(job_id)s
+"""
+
+# Webhook outbox sweep: finished jobs whose event was never sent (their worker died while
+# delivering). Older than a minute, so the sender in flight gets its chance first.
+UNSENT_WEBHOOKS = """
+select """ + JOB_COLUMNS + """ from public.media_jobs
+where status in ('completed', 'failed', 'cancelled') and webhook_sent_at is null
+  and completed_at between now() - interval '1 day' and now() - interval '1 minute'
+order by completed_at
+limit 100
 """

@@ -1,0 +1,138 @@
+"""Operating the worker: /metrics, /healthz, /readyz, doctor, enqueue --wait, input clean-up."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import insert_job, job_row, put_local_object, run_cli, start_worker, wait_for_status, worker_env
+from tests.integration.test_lifecycle import wait_until
+from tests.private_pg import PrivatePostgres
+from worker.db import apply_migrations
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def counter(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_metrics_parse_and_count_jobs(db_url: str, data_dir: Path, tmp_path: Path, sample_clip: Path) -> None:
+    port = free_port()
+    put_local_object(data_dir, "media-uploads", "anonymous/m/clip.mp4", sample_clip)
+    worker = start_worker(worker_env(db_url, data_dir, HEALTH_PORT=port), log_path=tmp_path / "w.log")
+    try:
+        wait_until(lambda: get(port, "/healthz")[0] == 200, what="/healthz")
+        before = get(port, "/metrics")[1]
+        assert counter(before, "media_worker_jobs_finished_total", type="video.process", status="completed") == 0
+        job = insert_job(db_url, "video.process", {"input": {"path": "anonymous/m/clip.mp4"}})
+        wait_for_status(db_url, job, {"completed"})
+        wait_until(lambda: counter(get(port, "/metrics")[1], "media_worker_jobs_finished_total",
+                                   type="video.process", status="completed") == 1, what="counter")
+        after = get(port, "/metrics")[1]
+        assert get(port, "/readyz") == (200, json.dumps({"database": "ok", "storage": "ok", "ffmpeg": "ok"}))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert counter(after, "media_worker_jobs_claimed_total", type="video.process") == 1
+    assert counter(after, "media_worker_download_bytes_total") == sample_clip.stat().st_size
+    assert counter(after, "media_worker_upload_bytes_total") > 0
+    assert counter(after, "media_worker_job_duration_seconds_count", type="video.process", status="completed") == 1
+    assert counter(after, "media_worker_ffmpeg_speed_ratio_count") == 1
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres()
+    apply_migrations(pg.url)
+    yield pg
+    pg.close()
+
+
+def test_readyz_follows_the_database(private_pg: PrivatePostgres, data_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    worker = start_worker(worker_env(private_pg.url, data_dir, HEALTH_PORT=port), log_path=tmp_path / "w.log")
+    try:
+        wait_until(lambda: get(port, "/readyz")[0] == 200, what="ready")
+        private_pg.stop()
+        status, body = get(port, "/readyz")
+        assert status == 503 and "database unreachable" in json.loads(body)["database"]
+        assert get(port, "/healthz")[0] == 200, "a database outage is not a reason to restart the worker"
+        private_pg.start()
+        wait_until(lambda: get(port, "/readyz")[0] == 200, timeout=30, what="ready again")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+
+
+def test_doctor_passes_on_a_good_setup(db_url: str, data_dir: Path) -> None:
+    proc = run_cli(["doctor"], worker_env(db_url, data_dir), check=False)
+    assert "[ok  ] ffmpeg" in proc.stdout and "[ok  ] migrations: current" in proc.stdout
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_doctor_fails_readably_without_ffmpeg_or_migrations(empty_db: str, data_dir: Path) -> None:
+    proc = run_cli(["doctor"], worker_env(empty_db, data_dir, FFMPEG_PATH="/nonexistent/ffmpeg"), check=False)
+    assert proc.returncode == 1
+    assert "[FAIL] ffmpeg: cannot run /nonexistent/ffmpeg" in proc.stdout
+    assert "fix: install ffmpeg" in proc.stdout
+    assert "[FAIL] migrations: the database is not migrated" in proc.stdout
+    assert "fix: python worker.py migrate" in proc.stdout
+
+
+def test_enqueue_wait_shows_progress_and_outputs(db_url: str, data_dir: Path, sample_clip: Path) -> None:
+    env = worker_env(db_url, data_dir)
+    worker = start_worker(env)
+    try:
+        proc = run_cli(["enqueue", "video.process", "--input", str(sample_clip), "--wait"], env)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert "100.0% completed" in proc.stderr
+    lines = proc.stdout.splitlines()
+    job_id = lines[0].strip()
+    assert any(f"media-outputs/anonymous/{job_id}/video.mp4" in line for line in lines)
+    assert any(line.strip().startswith("file://") for line in lines)
+
+
+def test_delete_input_on_success_only_on_success(db_url: str, data_dir: Path, sample_clip: Path) -> None:
+    uploads = data_dir / "storage" / "media-uploads" / "anonymous"
+    put_local_object(data_dir, "media-uploads", "anonymous/ok/clip.mp4", sample_clip)
+    put_local_object(data_dir, "media-uploads", "anonymous/bad/clip.mp4", b"not a video at all" * 10)
+    good = insert_job(db_url, "video.process", {"input": {"path": "anonymous/ok/clip.mp4"},
+                                                "delete_input_on_success": True})
+    bad = insert_job(db_url, "video.process", {"input": {"path": "anonymous/bad/clip.mp4"},
+                                               "delete_input_on_success": True})
+    run_cli(["run", "--until-idle"], worker_env(db_url, data_dir))
+    assert job_row(db_url, good)["status"] == "completed"
+    assert job_row(db_url, bad)["status"] == "failed"
+    assert not (uploads / "ok" / "clip.mp4").exists()
+    assert (uploads / "bad" / "clip.mp4").exists()
