@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -10,13 +11,14 @@ import psycopg
 import pytest
 
 from tests.helpers import job_row, put_local_object, run_cli, worker_env
-
-pytestmark = pytest.mark.slow
+from worker.db import JobStore
+from worker.errors import JobRefused
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
 
 
+@pytest.mark.slow
 def test_worker_refuses_an_unmigrated_database(empty_db: str, data_dir: Path) -> None:
     proc = run_cli(["run"], worker_env(empty_db, data_dir), check=False, timeout=60)
     assert proc.returncode == 3, proc.stderr
@@ -25,6 +27,7 @@ def test_worker_refuses_an_unmigrated_database(empty_db: str, data_dir: Path) ->
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_job_reading_another_users_file_fails_even_when_the_service_role_inserted_it(
         db_url: str, data_dir: Path, sample_clip: Path) -> None:
     path = f"{B}/private.mp4"
@@ -45,3 +48,19 @@ def test_job_reading_another_users_file_fails_even_when_the_service_role_inserte
     assert f"payload.input.path '{path}' is outside the job owner's folder {A}/" in job["error"]
     outputs = data_dir / "storage" / "media-outputs"
     assert not any(p.is_file() for p in outputs.rglob("*")), "the worker wrote outputs for a refused job"
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    ({"priority": 500}, "priority 500 is outside -100..100 Use 10 for high"),
+    ({"job_type": "Video"}, "not a job type Use a lowercase dotted handler name"),
+    ({"dedupe_key": "once"}, "Key (dedupe_key)=(once) already exists"),
+])
+def test_the_store_reports_a_refused_insert_with_the_reason(db_url: str, kwargs: dict[str, object], reason: str) -> None:
+    store = JobStore(db_url, "test:w", 30)
+    try:
+        store.insert_job("video.process", {}, dedupe_key="once")
+        args: dict = {"job_type": "video.process", "payload": {}, **kwargs}
+        with pytest.raises(JobRefused, match=re.escape(reason)):
+            store.insert_job(**args)
+    finally:
+        store.close()
