@@ -213,6 +213,26 @@ def test_owner_cancel_of_a_running_job_asks_the_worker(api: Conn, db_url: str) -
         store.close()
 
 
+@pytest.mark.parametrize("give_back", ["retry", "release"])
+def test_a_requested_cancel_wins_when_the_worker_gives_the_job_back(api: Conn, db_url: str, give_back: str) -> None:
+    from worker.db import JobStore
+
+    mine = insert_as_user(api, A)["id"]
+    store = JobStore(db_url, "test:w", 30)
+    try:
+        assert store.claim_next_job() is not None
+        assert cancel(api, "authenticated", A, mine) == "processing"
+        if give_back == "retry":
+            assert store.retry_or_fail_job(mine, "network down", 0) == "cancelled"
+        else:
+            store.release_job(mine)
+        assert store.claim_next_job() is None
+    finally:
+        store.close()
+    row = job(api, mine)
+    assert row["status"] == "cancelled" and row["completed_at"] is not None and row["locked_by"] is None
+
+
 def test_cancelling_a_finished_job_changes_nothing(api: Conn) -> None:
     for status in ("completed", "failed", "cancelled"):
         done = insert_as_worker(api, A, status=status)
