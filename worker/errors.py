@@ -3,6 +3,7 @@
     MediaWorkerError
     ├── ConfigError               bad environment; the process exits 2 before doing anything
     ├── MigrationsNotCurrent      the database lacks media_jobs or pending migrations exist
+    ├── JobRefused                the database refused a new job (validation, a dedupe_key in use)
     └── JobError                  raised while running one job; decides the job's next state
         ├── PermanentJobError     the job becomes `failed` now; retrying cannot help
         │   ├── UnknownJobType
@@ -41,6 +42,10 @@ class ConfigError(MediaWorkerError):
 
 class MigrationsNotCurrent(MediaWorkerError):
     """The database is missing media_jobs or has migrations pending."""
+
+
+class JobRefused(MediaWorkerError):
+    """The database refused to insert a job; the message carries its reason and hint."""
 
 
 class JobError(MediaWorkerError):

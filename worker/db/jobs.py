@@ -13,7 +13,10 @@ from psycopg.types.json import Jsonb
 
 from worker.db import queries
 from worker.db.connection import connect, translate_errors
-from worker.errors import LeaseLost
+from worker.errors import JobRefused, LeaseLost
+
+# The database's refusals of a new job: its validation trigger, RLS, a live dedupe_key.
+INSERT_REFUSALS = (psycopg.errors.CheckViolation, psycopg.errors.InsufficientPrivilege, psycopg.errors.UniqueViolation)
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,14 @@ class JobStore:
     def insert_job(self, job_type: str, payload: dict[str, Any], *, user_id: UUID | None = None,
                    priority: int = 0, max_attempts: int = 3, run_at: datetime | None = None,
                    dedupe_key: str | None = None) -> Job:
-        rows = self._execute(queries.INSERT_JOB, {
-            "user_id": user_id, "type": job_type, "payload": Jsonb(payload), "priority": priority,
-            "max_attempts": max_attempts, "run_at": run_at, "dedupe_key": dedupe_key})
+        """Insert a pending job; raise JobRefused with the database's reason and hint."""
+        try:
+            rows = self._execute(queries.INSERT_JOB, {
+                "user_id": user_id, "type": job_type, "payload": Jsonb(payload), "priority": priority,
+                "max_attempts": max_attempts, "run_at": run_at, "dedupe_key": dedupe_key})
+        except INSERT_REFUSALS as exc:
+            reason = " ".join(filter(None, (exc.diag.message_primary, exc.diag.message_detail, exc.diag.message_hint)))
+            raise JobRefused(f"the database refused the job: {reason}") from exc
         return Job(**rows[0])
 
     def get_job(self, job_id: UUID | str) -> Job | None:

@@ -91,12 +91,20 @@ begin
   return parts[array_length(parts, 1)];
 end $$;
 
+-- Storage keeps both tables behind RLS and grants them to every API role: the
+-- policies decide (no policy on storage.buckets means users see no bucket rows).
+alter table storage.buckets enable row level security;
+
 grant usage on schema public, auth, storage, extensions to anon, authenticated, service_role;
 grant select on auth.users to service_role;
-grant all on storage.buckets, storage.objects to service_role;
-grant select, insert, update, delete on storage.objects to authenticated;
-grant select on storage.buckets to anon, authenticated;
+grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
+
+-- Supabase grants every new table, function and sequence in `public` to the API
+-- roles; RLS and explicit revokes in the migrations are what keep users apart.
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 
 do $$ begin
   if not exists (select 1 from pg_publication where pubname = 'supabase_realtime') then
