@@ -250,8 +250,9 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
     job_id = job_id_argument(args.id)
     status = open_store(settings).request_cancel(job_id)
-    if status is None:
-        print(f"job {job_id} is already finished (or does not exist); nothing to cancel", file=sys.stderr)
+    if status not in ("cancelled", "processing"):
+        print(f"job {job_id} " + (f"is already {status}" if status else "does not exist") + "; nothing to cancel",
+              file=sys.stderr)
         return 1
     print(f"job {job_id}: " + ("cancelled" if status == "cancelled" else
                                "cancel requested; its worker stops it within WORKER_HEARTBEAT_SECONDS"))

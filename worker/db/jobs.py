@@ -148,9 +148,13 @@ class JobStore:
         return Job(**rows[0]) if rows else None
 
     def request_cancel(self, job_id: UUID | str) -> str | None:
-        """Cancel a pending job, or flag a running one; return the status, None if already finished."""
-        rows = self._execute(queries.REQUEST_CANCEL, {"job_id": job_id})
-        return rows[0]["status"] if rows else None
+        """Cancel a pending job, or flag a running one; return the job's status, None if no such job."""
+        try:
+            rows = self._execute(queries.REQUEST_CANCEL, {"job_id": job_id})
+        except psycopg.errors.NoDataFound:
+            return None
+        status: str = rows[0]["status"]
+        return status
 
     def retry_job(self, job_id: UUID | str) -> bool:
         """Move a failed or cancelled job back to pending with its attempts reset."""

@@ -139,18 +139,9 @@ BUCKET_RULES = """
 select id, file_size_limit, allowed_mime_types from storage.buckets
 """
 
-# Owner or operator cancel: a pending job ends now; a running one is flagged and its
-# worker's heartbeat stops it within WORKER_HEARTBEAT_SECONDS. Finished jobs are unchanged.
-REQUEST_CANCEL = """
-update public.media_jobs
-set status = case when status = 'pending' then 'cancelled' else status end::public.media_job_status,
-    completed_at = case when status = 'pending' then now() else completed_at end,
-    stage = case when status = 'pending' then 'cancelled' else stage end,
-    error = case when status = 'pending' then 'cancelled by request' else error end,
-    cancel_requested_at = coalesce(cancel_requested_at, now())
-where id = %(job_id)s and status in ('pending', 'processing')
-returning status::text
-"""
+# Operator cancel, through the same function web apps call (supabase/migrations/*_cancel_media_job.sql):
+# a pending job ends now; a running one is flagged for its worker's heartbeat.
+REQUEST_CANCEL = "select public.cancel_media_job(%(job_id)s) as status"
 
 # Operator retry: a failed or cancelled job runs again from scratch, as soon as possible.
 RETRY_JOB = """
