@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
+from utils.webhooks import secret_key
 from worker.errors import ConfigError
 
 HWACCEL_CHOICES = ("auto", "none", "nvenc", "vaapi", "qsv")
@@ -247,6 +248,13 @@ def _cross_checks(s: Settings) -> list[str]:
             f"WORKER_LEASE_SECONDS={s.worker_lease_seconds:g} (a third of it is a good value)")
     if s.webhook_url and urlsplit(s.webhook_url).scheme not in ("http", "https"):
         problems.append(f"WEBHOOK_URL={s.webhook_url!r}: must be an http(s) URL")
+    if s.webhook_url and not s.webhook_secret:
+        problems.append("WEBHOOK_SECRET: required when WEBHOOK_URL is set (receivers verify the signature)")
+    if s.webhook_secret:
+        try:
+            secret_key(s.webhook_secret)
+        except ValueError:
+            problems.append("WEBHOOK_SECRET=***: a whsec_ secret must be base64 after the prefix")
     return problems
 
 

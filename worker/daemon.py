@@ -24,6 +24,7 @@ from worker.db.listener import JobNotifications
 from worker.errors import DatabaseUnavailable, ShutdownRequested
 from worker.health import HealthServer, HealthState
 from worker.logs import log
+from worker.notifier import WebhookNotifier
 from worker.runner import JobRunner, remove_stale_work_dirs
 
 EXIT_OK = 0
@@ -32,6 +33,7 @@ EXIT_STARTUP_FAILED = 3
 DB_RETRY_CAP_SECONDS = 30.0
 HOUSEKEEPING_INTERVAL_SECONDS = 300.0
 QUEUE_SAMPLE_SECONDS = 15.0
+WEBHOOK_SWEEP_SECONDS = 60.0
 
 
 class Slot(threading.Thread):
@@ -64,7 +66,8 @@ class Slot(threading.Thread):
 
     def _loop(self) -> None:
         w = self.worker
-        runner = JobRunner(self.store, w.storage_factory(), w.settings, w.media, self.heartbeat)
+        runner = JobRunner(self.store, w.storage_factory(), w.settings, w.media, self.heartbeat,
+                           on_finished=w.notifier.submit if w.notifier else None)
         failures = 0
         while not w.stopping.is_set():
             try:
@@ -104,6 +107,9 @@ class Worker:
         self.health_server: HealthServer | None = None
         # Housekeeping and metric samples share one connection, reopened after a loss.
         self.maintenance = JobStore(db_url, worker_id, settings.worker_lease_seconds)
+        self.notifier = WebhookNotifier(JobStore(db_url, worker_id, settings.worker_lease_seconds),
+                                        settings.webhook_url, settings.webhook_secret or "") \
+            if settings.webhook_url else None
         self.until_idle = until_idle
         self.stopping = threading.Event()
         self.signals_received = 0
@@ -136,6 +142,8 @@ class Worker:
         elif not self.until_idle:
             self.listener = JobNotifications(self.db_url, self.settings.worker_job_types, self._wake_slots)
             self.listener.start()
+        if self.notifier is not None:
+            self.notifier.start()
         if self.health is not None and self.settings.health_port:
             self.health_server = HealthServer(self.settings.health_port, self.health)
             self.health_server.start()
@@ -150,7 +158,7 @@ class Worker:
 
     def _main_loop(self) -> None:
         deadline: float | None = None
-        next_housekeeping = next_sample = time.monotonic()
+        next_housekeeping = next_sample = next_sweep = time.monotonic()
         while any(slot.is_alive() for slot in self.slots):
             time.sleep(0.1)
             if self.health is not None:
@@ -160,6 +168,9 @@ class Worker:
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                     self._housekeeping()
+                if self.notifier is not None and now >= next_sweep:
+                    next_sweep = now + WEBHOOK_SWEEP_SECONDS
+                    self.notifier.sweep()
                 if self.health_server is not None and now >= next_sample:
                     next_sample = now + QUEUE_SAMPLE_SECONDS
                     self._sample_queue_depth()
@@ -205,6 +216,8 @@ class Worker:
         for slot in self.slots:
             if slot.is_alive():
                 slot.join()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.health_server is not None:
             self.health_server.stop()
         self.maintenance.close()

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import insert_job, job_row, put_local_object, run_cli, start_worker, wait_for_status, worker_env
 from tests.integration.test_lifecycle import wait_until
 from tests.private_pg import PrivatePostgres
+from tests.unit.test_webhooks import SECRET, Receiver, receiver, spec_verify  # noqa: F401 - receiver is a fixture
 from worker.db import apply_migrations
 
 pytestmark = pytest.mark.slow
@@ -136,3 +137,34 @@ def test_delete_input_on_success_only_on_success(db_url: str, data_dir: Path, sa
     assert job_row(db_url, bad)["status"] == "failed"
     assert not (uploads / "ok" / "clip.mp4").exists()
     assert (uploads / "bad" / "clip.mp4").exists()
+
+
+def test_webhook_is_signed_retried_and_recorded(db_url: str, data_dir: Path, tmp_path: Path,
+                                                receiver: Receiver) -> None:
+    receiver.statuses = [500, 200]
+    env = worker_env(db_url, data_dir, WORKER_HANDLER_MODULES="tests.lifecycle_handlers",
+                     WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET)
+    job_id = insert_job(db_url, "test.slow", {"seconds": 0.3})
+    worker = start_worker(env, log_path=tmp_path / "w.log")
+    try:
+        wait_for_status(db_url, job_id, {"completed"})
+        wait_until(lambda: job_row(db_url, job_id)["webhook_sent_at"] is not None, what="webhook recorded")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert len(receiver.requests) == 2
+    first, second = receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert all(spec_verify(SECRET, r.headers, r.body) for r in receiver.requests)
+    event = json.loads(second.body)
+    assert event["type"] == "media_job.completed" and event["data"]["id"] == job_id
+
+
+def test_a_dead_webhook_receiver_never_changes_the_job(db_url: str, data_dir: Path) -> None:
+    env = worker_env(db_url, data_dir, WORKER_HANDLER_MODULES="tests.lifecycle_handlers",
+                     WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/gone", WEBHOOK_SECRET=SECRET)
+    job_id = insert_job(db_url, "test.slow", {"seconds": 0.3})
+    run_cli(["run", "--until-idle"], env, timeout=120)
+    row = job_row(db_url, job_id)
+    assert row["status"] == "completed"
+    assert row["webhook_sent_at"] is None  # left for a later sweep to deliver
