@@ -115,3 +115,7 @@ def sample_clip(media_dir: Path) -> Path:
 
     return make_clip(media_dir / "sample.mp4", seconds=2)
 
+
+
+# A local webhook receiver, shared by the unit tests of utils/webhooks and the worker's tests.
+from tests.unit.test_webhooks import receiver  # noqa: E402, F401

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import insert_job, job_row, put_local_object, run_cli, start_worker, wait_for_status, worker_env
 from tests.integration.test_lifecycle import wait_until
 from tests.private_pg import PrivatePostgres
-from tests.unit.test_webhooks import SECRET, Receiver, receiver, spec_verify  # noqa: F401 - receiver is a fixture
+from tests.unit.test_webhooks import SECRET, Receiver, spec_verify
 from worker.db import apply_migrations
 
 pytestmark = pytest.mark.slow
