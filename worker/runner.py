@@ -140,7 +140,7 @@ class JobRunner:
         self._delete_after_success = None
         if isinstance(payload, InputPayload) and payload.delete_input_on_success:
             self._delete_after_success = (payload.input.bucket, payload.input.path)
-        with work_directory(self.settings.worker_temp_dir, job) as work_dir, translate_failures(control):
+        with work_directory(self.settings.worker_temp_dir, job) as work_dir, translate_failures(control, work_dir):
             report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
             metadata: dict[str, Any] = {}
             if isinstance(payload, InputPayload):
@@ -200,8 +200,8 @@ def check_input_owner(job: Job, payload: InputPayload) -> None:
 
 
 @contextmanager
-def translate_failures(control: JobControl) -> Iterator[None]:
-    """Map utils' exceptions onto the job error tree, once."""
+def translate_failures(control: JobControl, work_dir: Path) -> Iterator[None]:
+    """Map utils' exceptions onto the job error tree, once; messages name files, not our paths."""
     try:
         yield
     except FFmpegStopped:
@@ -209,6 +209,7 @@ def translate_failures(control: JobControl) -> Iterator[None]:
         raise
     except MediaError as exc:
         message = f"{exc}\nffmpeg said:\n{exc.stderr_tail}" if exc.stderr_tail else str(exc)
+        message = message.replace(f"file:{work_dir}/", "").replace(f"{work_dir}/", "")
         if exc.retryable:
             raise TransientJobError(message) from exc
         raise InputRejected(message) from exc

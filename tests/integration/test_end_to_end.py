@@ -62,6 +62,7 @@ def test_text_file_named_mp4_fails_and_the_worker_carries_on(db_url: str, data_d
         code = worker.wait(timeout=30)
     assert bad_row["status"] == "failed" and bad_row["attempts"] == 1
     assert "not a readable video or audio file" in bad_row["error"]
+    assert str(data_dir / "tmp") not in bad_row["error"], "the message leaks the worker's paths"
     assert good_row["status"] == "completed"
     assert code == 0
 
