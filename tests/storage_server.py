@@ -41,6 +41,7 @@ class Faults:
     forget_uploads: int = 0  # the next HEAD/PATCH finds its upload gone (404)
     patch_delay_seconds: float = 0.0
     no_tus: bool = False  # answer 404 to TUS creates, like a server without the endpoint
+    on_patch: dict[int, dict[str, Any]] = field(default_factory=dict)  # PATCH number (1-based) -> faults to set
 
 
 @dataclass
@@ -68,6 +69,7 @@ class StorageServer:
         self.uploads: dict[str, Upload] = {}
         self.faults = Faults()
         self.bytes_received = 0
+        self.patches = 0
         self.log: list[tuple[str, str, int, str]] = []  # method, path, status, Upload-Offset sent
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
@@ -118,6 +120,18 @@ class StorageServer:
                 setattr(self.faults, name, value - 1)
                 return True
             return None
+
+    def arm_patch_faults(self) -> None:
+        """Count a PATCH and switch on the faults planned for it."""
+        with self.lock:
+            self.patches += 1
+            planned = self.faults.on_patch.pop(self.patches, {})
+        for name, value in planned.items():
+            setattr(self.faults, name, value)
+
+    def requests(self, method: str, route: str = "") -> list[tuple[str, str, int, str]]:
+        """Logged requests with this method whose path contains route."""
+        return [entry for entry in self.log if entry[0] == method and route in entry[1]]
 
     def refusal(self, bucket: str, size: int | None, mime: str) -> int | None:
         """413/415/404 if the bucket would refuse this object, else None."""

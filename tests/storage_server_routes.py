@@ -43,7 +43,9 @@ class StorageHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        offset = (headers or {}).get("Upload-Offset", "")
+        self.note(status, (headers or {}).get("Upload-Offset", ""))
+
+    def note(self, status: int, offset: str = "") -> None:
         with self.server_state.lock:
             self.server_state.log.append((self.command, self.path, status, offset))
 
@@ -102,6 +104,8 @@ class StorageHandler(BaseHTTPRequestHandler):
         route, bucket, path = split_path(self.path)
         if route == "object/sign" and self.command == "GET":
             return self.serve_object(bucket, path, signed=True)
+        if self.command == "PATCH":
+            self.server_state.arm_patch_faults()
         if not self.authorised(route.startswith("upload")) or self.injected():
             return None
         handler = getattr(self, f"{self.command.lower()}_{route.replace('/', '_')}", None)
@@ -158,6 +162,7 @@ class StorageHandler(BaseHTTPRequestHandler):
         start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
         headers = {"Content-Range": f"bytes {start}-{size - 1}/{size}"} if start else {}
         self.send_response(206 if start else 200)
+        self.note(206 if start else 200)
         self.send_header("Content-Length", str(size - start))
         for name, value in headers.items():
             self.send_header(name, value)
@@ -243,38 +248,46 @@ class StorageHandler(BaseHTTPRequestHandler):
             self.drain()
             return self.tus_fail(409, "File is locked")
         try:
-            return self.patch_locked(upload_id, upload)
+            stall = self.patch_locked(upload_id, upload)
         finally:
             upload.lock.release()
+        if stall:  # the bytes are kept; the answer never comes
+            self.server_state.stop_event.wait(5)
+            drop(self.connection)
+            self.close_connection = True
 
-    def patch_locked(self, upload_id: str, upload: Upload) -> None:
+    def patch_locked(self, upload_id: str, upload: Upload) -> bool:
+        """Apply one PATCH; True when the answer should stall."""
         state = self.server_state
         offset, length = int(self.headers["Upload-Offset"]), int(self.headers.get("Content-Length", "0"))
         target = state.object_file(upload.bucket, upload.path)
         if offset != upload.offset:
             self.drain()
-            return self.tus_fail(409, "Upload-Offset conflict")
+            self.tus_fail(409, "Upload-Offset conflict")
+            return False
         if offset + length > upload.length:
             self.drain()
-            return self.tus_fail(413, "upload's size exceeded")
+            self.tus_fail(413, "upload's size exceeded")
+            return False
         if target.exists() and self.headers.get("x-upsert") != "true":
             self.drain()
-            return self.tus_fail(409, "The resource already exists")
+            self.tus_fail(409, "The resource already exists")
+            return False
         if state.faults.patch_delay_seconds:
             state.stop_event.wait(state.faults.patch_delay_seconds)
         with open(upload.file, "ab") as out:
             if not self.read_body(out, state.take("drop_patch_after")):
-                return None
+                return False
         if state.take("stall_patches"):
-            state.stop_event.wait(30)
-            return None
+            return True
         headers = {"Upload-Offset": str(upload.offset), "Tus-Resumable": "1.0.0"}
         if upload.offset == upload.length:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(upload.file, target)
             upload.completed = True
             headers["Tus-Complete"] = "1"
-        return self.answer(204, headers=headers)
+        self.answer(204, headers=headers)
+        return False
 
 
 def parse_metadata(header: str) -> dict[str, str]:

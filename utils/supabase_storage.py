@@ -97,7 +97,13 @@ class SupabaseStorage:
         self.session.headers.update(self.auth)
         self._rules: dict[str, BucketRules] = {}
         timeout = httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout)
-        self.client = SyncStorageClient(self.urls.rest + "/", self.auth, http_client=httpx.Client(timeout=timeout))
+        self.http_client = httpx.Client(timeout=timeout)
+        self.client = SyncStorageClient(self.urls.rest + "/", self.auth, http_client=self.http_client)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.session.close()
+        self.http_client.close()
 
     # -- one request, errors translated -------------------------------------------------------
 
