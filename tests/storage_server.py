@@ -30,6 +30,13 @@ ERRORS = {
 }
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Connections cut on purpose are expected here; do not print their tracebacks."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 @dataclass
 class Faults:
     """Switchable misbehaviour; each list is consumed one entry per matching request."""
@@ -73,7 +80,7 @@ class StorageServer:
         self.log: list[tuple[str, str, int, str]] = []  # method, path, status, Upload-Offset sent
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

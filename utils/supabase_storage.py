@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import requests
@@ -27,13 +27,22 @@ from utils.storage import (
     StorageError,
     StoredObject,
     UploadJournal,
-    file_sha256,
     input_too_large,
 )
-from utils.storage_transfer import FileSlice, Transfer, TransferLimits
+from utils.storage_transfer import (
+    BackgroundSha256,
+    FileSlice,
+    LargeBlockAdapter,
+    NoResumableEndpoint,
+    Refused,
+    SupabaseSettings,
+    Transfer,
+    TransferLimits,
+    UploadGone,
+    upload_gone_on,
+)
 from utils.tus import (
     TUS_VERSION,
-    UPLOAD_GONE_STATUSES,
     Deadline,
     Failure,
     StorageUrls,
@@ -50,39 +59,6 @@ DOWNLOAD_BLOCK_BYTES = 1024 * 1024
 CACHE_CONTROL = "3600"
 
 
-class SupabaseSettings(Protocol):
-    """The configuration this backend reads (worker.config.Settings satisfies it)."""
-
-    @property
-    def supabase_url(self) -> str | None: ...
-    @property
-    def supabase_service_role_key(self) -> str | None: ...
-    @property
-    def upload_timeout_seconds(self) -> float: ...
-    @property
-    def upload_max_retries(self) -> int: ...
-    @property
-    def upload_chunk_size_bytes(self) -> int: ...
-    @property
-    def upload_resumable_threshold_bytes(self) -> int: ...
-
-
-class Refused(StorageError):
-    """Storage answered with an error; `failure` holds the status that counts."""
-
-    def __init__(self, message: str, failure: Failure, retry_after: str | None = None) -> None:
-        super().__init__(message, permanent=not failure.retryable, status=failure.status)
-        self.failure, self.retry_after = failure, retry_after
-
-
-class UploadGone(StorageError):
-    """The server no longer knows this resumable upload; start a new one."""
-
-
-class NoResumableEndpoint(StorageError):
-    """The server has no TUS endpoint; fall back to one streamed request."""
-
-
 @dataclass
 class SupabaseStorage:
     """Storage over the Supabase Storage API; one instance (one HTTP session) per worker thread."""
@@ -93,6 +69,8 @@ class SupabaseStorage:
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, LargeBlockAdapter())
         self.auth = {"Authorization": f"Bearer {self.key}", "apikey": self.key}
         self.session.headers.update(self.auth)
         self._rules: dict[str, BucketRules] = {}
@@ -155,7 +133,7 @@ class SupabaseStorage:
                     journal: UploadJournal | None = None) -> StoredObject:
         size = source.stat().st_size
         self.bucket_rules(bucket).check(bucket, size, content_type)
-        t = Transfer(bucket, path, source, content_type, size, file_sha256(source),
+        t = Transfer(bucket, path, source, content_type, size, BackgroundSha256(source),
                      Deadline(self.limits.timeout_seconds), on_progress, journal)
         if 0 < size and size >= self.limits.resumable_threshold:
             self._upload_resumable(t)
@@ -168,7 +146,7 @@ class SupabaseStorage:
                                "the upload will be retried", permanent=False)
         if journal:
             journal.clear(bucket, path)
-        return StoredObject(bucket, path, size, t.sha256, content_type)
+        return StoredObject(bucket, path, size, t.sha256.result(), content_type)
 
     def download_file(self, bucket: str, path: str, dest: Path, max_bytes: int,
                       on_progress: ProgressCallback | None = None) -> int:
@@ -222,17 +200,19 @@ class SupabaseStorage:
     def _upload_resumable(self, t: Transfer) -> None:
         """TUS: resume the journal's upload if it carries this very file, else create one; send every byte."""
         record = t.journal.load(t.bucket, t.path) if t.journal else None
-        url = record.url if record and (record.size, record.sha256) == (t.size, t.sha256) else None
+        url = record.url if record and (record.size, record.sha256) == (t.size, t.sha256.result()) else None
         if url:
             log.info("upload_resuming", bucket=t.bucket, path=t.path)
+        try:
+            self._upload_tus(t, url)
+        except StorageError:
+            t.record_upload(wait=True)  # so that a retry of the job can continue this upload
+            raise
+
+    def _upload_tus(self, t: Transfer, url: str | None) -> None:
         for _ in range(self.limits.max_retries + 1):
             try:
-                if url is None:
-                    url = self._create_upload(t)
-                    offset: int | None = 0
-                else:
-                    offset = None
-                self._send_chunks(t, url, offset)
+                self._send_chunks(t, url or self._create_upload(t), None if url else 0)
                 return
             except NoResumableEndpoint:
                 log.info("upload_without_tus", reason="no resumable endpoint on this server")
@@ -255,8 +235,7 @@ class SupabaseStorage:
                 raise NoResumableEndpoint(str(exc), permanent=False) from exc
             raise
         url = requests.compat.urljoin(self.urls.resumable + "/", resp.headers["Location"])
-        if t.journal:
-            t.journal.save(t.bucket, t.path, t.record(url))
+        t.record_upload(url)
         return url
 
     def _send_chunks(self, t: Transfer, url: str, offset: int | None) -> None:
@@ -265,10 +244,11 @@ class SupabaseStorage:
             while offset is None or offset < t.size:
                 offset = self._retrying(partial(self._push_chunk, t, url, f, offset), t.deadline, "upload chunk")
                 t.report(offset)
+                t.record_upload()
 
     def _push_chunk(self, t: Transfer, url: str, f: IO[bytes], offset: int | None, attempt: int) -> int:
         """Send one chunk from offset (HEAD first when unknown or retrying); return the server's new offset."""
-        with upload_gone_on(UPLOAD_GONE_STATUSES):
+        with upload_gone_on():
             if offset is None or attempt > 0:
                 resp = self._send("HEAD", url, t.deadline, "checking the upload", t.bucket, headers=t.tus_base())
                 offset = t.offset_from(resp.headers.get("Upload-Offset"))
@@ -308,17 +288,6 @@ class SupabaseStorage:
         if out.tell() != total:
             raise StorageError(f"download of {bucket}/{path} ended at {out.tell()} of {total} bytes", permanent=False)
         return total
-
-
-@contextmanager
-def upload_gone_on(statuses: frozenset[int]) -> Iterator[None]:
-    """Turn a 404/410 on an upload URL into UploadGone."""
-    try:
-        yield
-    except Refused as exc:
-        if exc.failure.status in statuses:
-            raise UploadGone(f"the server no longer knows the upload ({exc.failure.status})", permanent=False) from exc
-        raise
 
 
 @contextmanager
