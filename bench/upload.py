@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MiB = 1024 * 1024
 KEY = "service-key"
-METHODS = ("ours-6mib", "raw", "supabase-py", "ours-32mib")
+METHODS = ("raw", "supabase-py", "ours-6mib", "ours-32mib")
 
 
 def serve() -> None:

@@ -77,6 +77,7 @@ class StorageServer:
         self.faults = Faults()
         self.bytes_received = 0
         self.patches = 0
+        self.without_length = 0  # bodies sent chunked, which the real server lets past the size limit
         self.log: list[tuple[str, str, int, str]] = []  # method, path, status, Upload-Offset sent
         self.lock = threading.Lock()
         self.stop_event = threading.Event()

@@ -104,6 +104,8 @@ class StorageHandler(BaseHTTPRequestHandler):
         route, bucket, path = split_path(self.path)
         if route == "object/sign" and self.command == "GET":
             return self.serve_object(bucket, path, signed=True)
+        if self.command in ("POST", "PUT", "PATCH") and "Content-Length" not in self.headers:
+            self.server_state.without_length += 1
         if self.command == "PATCH":
             self.server_state.arm_patch_faults()
         if not self.authorised(route.startswith("upload")) or self.injected():

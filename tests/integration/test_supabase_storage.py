@@ -95,6 +95,7 @@ def test_300mb_upload_with_faults_at_random_chunks_is_byte_identical_and_resends
     assert len(server.requests("POST", "/upload/resumable")) == 1
     assert server.bytes_received <= stored.size + 2 * 6 * MiB * len(plans)
     assert any(int(offset) % (6 * MiB) for _, _, _, offset in server.requests("HEAD")), "resumed mid-chunk"
+    assert server.without_length == 0
 
 
 def test_small_files_go_through_storage3_with_content_type_and_upsert(server: StorageServer, tmp_path: Path) -> None:
@@ -105,6 +106,7 @@ def test_small_files_go_through_storage3_with_content_type_and_upsert(server: St
     assert stored.sha256 == sha256(server.object_file("media-outputs", "u/j/poster.jpg"))
     assert [status for _, _, status, _ in server.requests("POST", "/object/media-outputs/")] == [200, 200]
     assert not server.requests("POST", "/upload/resumable")
+    assert server.without_length == 0
 
 
 def test_a_stalled_answer_times_out_and_the_upload_continues_from_the_servers_offset(
@@ -132,6 +134,7 @@ def test_without_a_tus_endpoint_one_streamed_request_is_sent(server: StorageServ
     stored = storage_for(server, threshold=0).upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4")
     assert stored.sha256 == sha256(server.object_file("media-outputs", "u/j/v.mp4"))
     assert len(server.requests("POST", "/object/media-outputs/")) == 1
+    assert server.without_length == 0
 
 
 def test_an_upload_journal_resumes_the_same_file_and_ignores_a_different_one(
