@@ -31,8 +31,13 @@ class JobUploadJournal:
 
 
 def upload_progress(control: JobControl, done_before: int, total: int) -> ProgressCallback:
-    """Map one file's (done, size) onto 85..99 % of the job, given the bytes of earlier files."""
+    """Map one file's (done, size) onto 85..99 % of the job, given the bytes of earlier files.
+
+    It also raises the job's pending interrupt, so a cancel, a lost lease or a shutdown stops a
+    long upload between chunks; a resumable upload can continue on the next attempt.
+    """
     def report(done: int, _size: int) -> None:
+        control.check()
         share = (done_before + done) / total if total else 1.0
         control.set_progress(UPLOAD_PROGRESS_START + (UPLOAD_PROGRESS_END - UPLOAD_PROGRESS_START) * share)
     return report

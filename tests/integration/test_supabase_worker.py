@@ -104,3 +104,23 @@ def test_a_worker_killed_mid_upload_is_resumed_from_the_stored_offset(
     assert sha256(stored) == row["result"]["outputs"][0]["sha256"]
     with __import__("psycopg").connect(db_url) as conn:
         assert conn.execute("select count(*) from public.media_job_uploads").fetchone() == (0,)
+
+
+def test_a_cancel_stops_a_long_upload_between_chunks(
+        db_url: str, data_dir: Path, server: StorageServer, tmp_path: Path) -> None:
+    env = supabase_env(db_url, data_dir, server, UPLOAD_CHUNK_SIZE_MB=1, UPLOAD_RESUMABLE_THRESHOLD_MB=0)
+    server.faults.patch_delay_seconds = 0.3
+    job_id = insert_job(db_url, "test.blob", {"input": INPUT, "size_bytes": 20 * MiB})
+    worker = start_worker(env, log_path=tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while server.patches < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with __import__("psycopg").connect(db_url, autocommit=True) as conn:
+            conn.execute("update public.media_jobs set cancel_requested_at = now() where id = %s", (job_id,))
+        row = wait_for_status(db_url, job_id, {"cancelled", "completed", "failed"}, timeout=30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert row["status"] == "cancelled", row["error"]
+    assert server.patches < 20 and not server.object_file("media-outputs", f"anonymous/{job_id}/blob.mp4").exists()
