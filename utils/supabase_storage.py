@@ -42,7 +42,6 @@ from utils.storage_transfer import (
     upload_gone_on,
 )
 from utils.tus import (
-    TUS_VERSION,
     Deadline,
     Failure,
     StorageUrls,
@@ -104,7 +103,8 @@ class SupabaseStorage:
             try:
                 return attempt(n)
             except StorageError as exc:
-                if exc.permanent or n >= self.limits.max_retries:
+                # A vanished upload is not retried in place: the caller starts a new one.
+                if exc.permanent or isinstance(exc, UploadGone) or n >= self.limits.max_retries:
                     raise
                 n += 1
                 delay = retry_delay(n, getattr(exc, "retry_after", None))
@@ -311,4 +311,4 @@ def open_supabase_storage(settings: SupabaseSettings) -> SupabaseStorage:
                            TransferLimits.from_settings(settings))
 
 
-__all__ = ["SupabaseStorage", "open_supabase_storage", "TUS_VERSION"]
+__all__ = ["SupabaseStorage", "open_supabase_storage"]

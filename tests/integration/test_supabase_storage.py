@@ -126,6 +126,7 @@ def test_a_forgotten_upload_starts_over_with_a_new_one(server: StorageServer, tm
     stored = storage_for(server, chunk=MiB, threshold=0).upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4")
     assert stored.sha256 == sha256(server.object_file("media-outputs", "u/j/v.mp4"))
     assert len(server.requests("POST", "/upload/resumable")) == 2
+    assert not server.requests("HEAD"), "a vanished upload is not retried in place"
 
 
 def test_without_a_tus_endpoint_one_streamed_request_is_sent(server: StorageServer, tmp_path: Path) -> None:
