@@ -101,10 +101,12 @@ def test_300mb_upload_with_faults_at_random_chunks_is_byte_identical_and_resends
 def test_small_files_go_through_storage3_with_content_type_and_upsert(server: StorageServer, tmp_path: Path) -> None:
     source = random_file(tmp_path / "poster.jpg", 100_000)
     storage = storage_for(server)
+    storage.bucket_rules("media-outputs")
+    server.faults.fail_statuses = [503]  # retried
     for _ in range(2):  # the second time overwrites
         stored = storage.upload_file("media-outputs", "u/j/poster.jpg", source, "image/jpeg")
     assert stored.sha256 == sha256(server.object_file("media-outputs", "u/j/poster.jpg"))
-    assert [status for _, _, status, _ in server.requests("POST", "/object/media-outputs/")] == [200, 200]
+    assert [status for _, _, status, _ in server.requests("POST", "/object/media-outputs/")] == [503, 200, 200]
     assert not server.requests("POST", "/upload/resumable")
     assert server.without_length == 0
 
