@@ -61,12 +61,32 @@ class StoredObject:
     content_type: str
 
 
+@dataclass(frozen=True)
+class UploadRecord:
+    """A resumable upload in flight: its URL and the file it carries (size, sha256)."""
+
+    url: str
+    size: int
+    sha256: str
+
+
+class UploadJournal(Protocol):
+    """Where a backend keeps resumable upload URLs, so a later attempt can continue one."""
+
+    def load(self, bucket: str, path: str) -> UploadRecord | None: ...
+
+    def save(self, bucket: str, path: str, record: UploadRecord) -> None: ...
+
+    def clear(self, bucket: str, path: str) -> None: ...
+
+
 class Storage(Protocol):
     """What the worker needs from object storage."""
 
     def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
-                    on_progress: ProgressCallback | None = None) -> StoredObject:
-        """Store source at bucket/path, overwriting; raise StorageError."""
+                    on_progress: ProgressCallback | None = None,
+                    journal: UploadJournal | None = None) -> StoredObject:
+        """Store source at bucket/path, overwriting; resume via journal if given; raise StorageError."""
         ...
 
     def download_file(self, bucket: str, path: str, dest: Path, max_bytes: int,
@@ -95,12 +115,27 @@ def human_bytes(size: float) -> str:
     return f"{size} B"
 
 
+def input_too_large(size: int, max_bytes: int) -> StorageError:
+    """The permanent error for an input object over INPUT_MAX_SIZE_MB."""
+    return StorageError(f"input object is {human_bytes(size)}, over the {human_bytes(max_bytes)} input limit: "
+                        "raise INPUT_MAX_SIZE_MB or upload a smaller file", permanent=True, status=413)
+
+
 def safe_object_path(path: str) -> PurePosixPath:
     """Reject paths that could escape a bucket ('..', absolute, empty parts)."""
     pure = PurePosixPath(path)
     if not path or path.startswith("/") or any(p in ("..", ".", "") for p in path.split("/")):
         raise StorageError(f"invalid object path {path!r}", permanent=True, status=400)
     return pure
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file, read in fixed-size blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as src:
+        while block := src.read(COPY_BUFFER_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def copy_with_sha256(src, dst, total: int, on_progress: ProgressCallback | None) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -128,7 +163,8 @@ class LocalStorage:
         return self.root / bucket / safe_object_path(path)
 
     def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
-                    on_progress: ProgressCallback | None = None) -> StoredObject:
+                    on_progress: ProgressCallback | None = None,
+                    journal: UploadJournal | None = None) -> StoredObject:
         target = self._file(bucket, path)
         size = source.stat().st_size
         if self.rules:
@@ -156,9 +192,7 @@ class LocalStorage:
             raise StorageError(f"input object {bucket}/{path} does not exist", permanent=True, status=404)
         size = source.stat().st_size
         if size > max_bytes:
-            raise StorageError(
-                f"input object is {human_bytes(size)}, over the {human_bytes(max_bytes)} input limit "
-                "(INPUT_MAX_SIZE_MB)", permanent=True, status=413)
+            raise input_too_large(size, max_bytes)
         with open(source, "rb") as src, open(dest, "wb") as dst:
             written, _ = copy_with_sha256(src, dst, size, on_progress)
         return written

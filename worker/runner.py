@@ -42,6 +42,7 @@ from worker.errors import (
 )
 from worker.logs import log
 from worker.runtime import OUTPUT_BUCKET
+from worker.uploads import JobUploadJournal, upload_progress
 
 WORK_DIR_PREFIX = "job-"
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -177,16 +178,26 @@ class JobRunner:
         for artifact in artifacts:
             if not artifact.path.is_file() or artifact.path.stat().st_size == 0:
                 raise InputRejected(f"ffmpeg produced no {artifact.kind} output ({artifact.name}) for this input")
+        total = sum(a.path.stat().st_size for a in artifacts)
+        journal, done = JobUploadJournal(self.store, job.id), 0
+        for artifact in artifacts:
             control.check()
             path = f"{job.owner_folder}/{job.id}/{artifact.name}"
             upload_started = time.monotonic()
-            stored = self.storage.upload_file(OUTPUT_BUCKET, path, artifact.path, artifact.content_type)
+            stored = self.storage.upload_file(OUTPUT_BUCKET, path, artifact.path, artifact.content_type,
+                                              upload_progress(control, done, total), journal)
             metrics.UPLOAD_SECONDS.inc(time.monotonic() - upload_started)
             metrics.UPLOAD_BYTES.inc(stored.size)
+            done += stored.size
             outputs.append({"kind": artifact.kind, "bucket": stored.bucket, "path": stored.path,
                             "size": stored.size, "sha256": stored.sha256, "content_type": stored.content_type,
-                            **artifact.meta})
+                            **artifact.meta, **self._signed_url(stored.bucket, stored.path)})
         return outputs
+
+    def _signed_url(self, bucket: str, path: str) -> dict[str, str]:
+        """{"signed_url": ...} when OUTPUT_SIGNED_URL_SECONDS > 0, else nothing."""
+        seconds = self.settings.output_signed_url_seconds
+        return {"signed_url": self.storage.signed_url(bucket, path, seconds)} if seconds > 0 else {}
 
 
 def check_input_owner(job: Job, payload: InputPayload) -> None:

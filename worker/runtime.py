@@ -11,9 +11,9 @@ from handlers.base import MediaSettings
 from utils.ffmpeg import MediaLimits
 from utils.ffmpeg_commands import WebVideoOptions
 from utils.storage import BucketRules, LocalStorage, Storage
+from worker import metrics
 from worker.config import Settings
 from worker.db.embedded import start_embedded_postgres
-from worker.errors import ConfigError
 from worker.logs import log
 
 INPUT_BUCKET = "media-uploads"
@@ -49,12 +49,9 @@ def media_settings(settings: Settings) -> MediaSettings:
 def open_storage(settings: Settings, bucket_rules: dict[str, tuple[int | None, list[str] | None]]) -> Storage:
     """Supabase Storage when SUPABASE_URL is set, else local folders enforcing the bucket rows."""
     if settings.supabase_url:
-        try:
-            from utils.supabase_storage import open_supabase_storage  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ConfigError(["SUPABASE_URL: the Supabase Storage backend is not available in this "
-                               "build yet; unset SUPABASE_URL to use local storage"]) from exc
-        return open_supabase_storage(settings)  # type: ignore[no-any-return]
+        from utils.supabase_storage import open_supabase_storage  # storage3/httpx load only when used
+
+        return open_supabase_storage(settings, on_retry=metrics.UPLOAD_RETRIES.inc)
     rules = {bucket: BucketRules(limit, tuple(mimes) if mimes else None)
              for bucket, (limit, mimes) in bucket_rules.items()}
     return LocalStorage(local_storage_root(settings), rules)

@@ -1,0 +1,198 @@
+"""A local Supabase Storage API server for tests, with faults that can be switched on.
+
+It answers the subset in STORAGE_API.md the way the real server does: REST errors as HTTP 400
+with a JSON body whose statusCode is a string; TUS errors with real statuses and text/plain.
+Objects and uploads live on disk, so large files do not sit in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+PREFIX = "/storage/v1"
+BLOCK = 256 * 1024
+ERRORS = {
+    413: ("Payload too large", "The object exceeded the maximum allowed size", "EntityTooLarge"),
+    415: ("invalid_mime_type", "mime type {mime} is not supported", "InvalidMimeType"),
+    409: ("Duplicate", "The resource already exists", "KeyAlreadyExists"),
+    404: ("not_found", "Object not found", "NoSuchKey"),
+    403: ("Unauthorized", "invalid signature", "AccessDenied"),
+}
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Connections cut on purpose are expected here; do not print their tracebacks."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+@dataclass
+class Faults:
+    """Switchable misbehaviour; each list is consumed one entry per matching request."""
+
+    drop_patch_after: list[int] = field(default_factory=list)  # close the socket after N body bytes
+    drop_download_after: list[int] = field(default_factory=list)
+    fail_statuses: list[int] = field(default_factory=list)  # answer the next requests with these (500, 503, 409)
+    stall_patches: int = 0  # read the body, then answer nothing until the client gives up
+    forget_uploads: int = 0  # the next HEAD/PATCH finds its upload gone (404)
+    patch_delay_seconds: float = 0.0
+    no_tus: bool = False  # answer 404 to TUS creates, like a server without the endpoint
+    on_patch: dict[int, dict[str, Any]] = field(default_factory=dict)  # PATCH number (1-based) -> faults to set
+
+
+@dataclass
+class Upload:
+    bucket: str
+    path: str
+    length: int
+    content_type: str
+    file: Path
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    completed: bool = False
+
+    @property
+    def offset(self) -> int:
+        return self.length if self.completed else self.file.stat().st_size
+
+
+class StorageServer:
+    """The server's state: buckets, objects on disk, uploads, faults and counters."""
+
+    def __init__(self, key: str = "service-key") -> None:
+        self.key = key
+        self.root = Path(tempfile.mkdtemp(prefix="mw-storage-server-"))
+        self.buckets: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, Upload] = {}
+        self.faults = Faults()
+        self.bytes_received = 0
+        self.patches = 0
+        self.without_length = 0  # bodies sent chunked, which the real server lets past the size limit
+        self.log: list[tuple[str, str, int, str]] = []  # method, path, status, Upload-Offset sent
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self) -> StorageServer:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def add_bucket(self, bucket: str, limit: int | None = None, mimes: list[str] | None = None) -> None:
+        self.buckets[bucket] = {"id": bucket, "name": bucket, "public": False, "file_size_limit": limit,
+                                "allowed_mime_types": mimes}
+
+    def object_file(self, bucket: str, path: str) -> Path:
+        return self.root / "objects" / bucket / path
+
+    def put_object(self, bucket: str, path: str, data: bytes | Path) -> None:
+        target = self.object_file(bucket, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Path):
+            shutil.copyfile(data, target)
+        else:
+            target.write_bytes(data)
+
+    def count(self, n: int) -> None:
+        with self.lock:
+            self.bytes_received += n
+
+    def take(self, name: str) -> Any:
+        """Consume one entry of a fault list (or one count of a counter); None when off."""
+        with self.lock:
+            value = getattr(self.faults, name)
+            if isinstance(value, list):
+                return value.pop(0) if value else None
+            if value:
+                setattr(self.faults, name, value - 1)
+                return True
+            return None
+
+    def arm_patch_faults(self) -> None:
+        """Count a PATCH and switch on the faults planned for it."""
+        with self.lock:
+            self.patches += 1
+            planned = self.faults.on_patch.pop(self.patches, {})
+        for name, value in planned.items():
+            setattr(self.faults, name, value)
+
+    def requests(self, method: str, route: str = "") -> list[tuple[str, str, int, str]]:
+        """Logged requests with this method whose path contains route."""
+        return [entry for entry in self.log if entry[0] == method and route in entry[1]]
+
+    def refusal(self, bucket: str, size: int | None, mime: str) -> int | None:
+        """413/415/404 if the bucket would refuse this object, else None."""
+        rules = self.buckets.get(bucket)
+        if rules is None:
+            return 404
+        if size is not None and rules["file_size_limit"] is not None and size > rules["file_size_limit"]:
+            return 413
+        if rules["allowed_mime_types"] and mime not in rules["allowed_mime_types"]:
+            return 415
+        return None
+
+
+def _handler_for(server: StorageServer) -> type[BaseHTTPRequestHandler]:
+    from tests.storage_server_routes import StorageHandler
+
+    return type("BoundStorageHandler", (StorageHandler,), {"server_state": server})
+
+
+def rest_error(status: int, mime: str = "", bucket_missing: bool = False) -> dict[str, str]:
+    """The JSON body the real server sends (inside an HTTP 400) for a REST error."""
+    if bucket_missing:
+        return {"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found",
+                "code": "NoSuchBucket"}
+    error, message, code = ERRORS[status]
+    return {"statusCode": str(status), "error": error, "message": message.format(mime=mime), "code": code}
+
+
+def split_path(url_path: str) -> tuple[str, str, str]:
+    """'/storage/v1/object/authenticated/b/p/q' -> ('object/authenticated', 'b', 'p/q')."""
+    path = unquote(urlsplit(url_path).path)
+    if not path.startswith(PREFIX + "/"):
+        return "", "", ""
+    parts = path[len(PREFIX) + 1:].split("/")
+    route = parts.pop(0)
+    if route == "object" and parts and parts[0] in ("authenticated", "info", "sign", "public"):
+        route += "/" + parts.pop(0)
+    if route == "upload" and parts and parts[0] == "resumable":
+        route += "/" + parts.pop(0)
+    return route, parts[0] if parts else "", "/".join(parts[1:])
+
+
+def new_upload_id() -> str:
+    return uuid.uuid4().hex
+
+
+def drop(conn: socket.socket) -> None:
+    """Cut the connection without an answer, as a crashed proxy would."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()
