@@ -14,9 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from utils.ffmpeg import MediaLimits, ProbeResult, RunLimits
+from utils.ffmpeg import MediaError, MediaLimits, ProbeResult, RunLimits, run_ffmpeg
 from utils.ffmpeg_commands import WebVideoOptions
+from utils.media_plan import CPU, Accel
+from utils.verify import Expect
 from worker.errors import InvalidPayload
+from worker.logs import log
 
 
 class Payload(BaseModel):
@@ -48,6 +51,7 @@ class MediaSettings:
     limits: MediaLimits
     timeout_seconds: float
     stall_seconds: float
+    accel: Accel = CPU
 
     def run_limits(self, duration: float) -> RunLimits:
         """FFMPEG_TIMEOUT_SECONDS, or 10x the input's duration (at least 5 min) when it is 0."""
@@ -66,6 +70,39 @@ class JobContext:
     report_progress: Callable[[float], None]
     should_stop: Callable[[], bool]
 
+    def run_ffmpeg(self, build: Callable[[Accel], list[str]], duration: float | None = None) -> RunOutcome:
+        """Run build(accel) on the worker's best path; if a hardware run fails, run it again on the CPU."""
+        accel = self.media.accel
+        log.info("ffmpeg_path", path=accel.name)
+        try:
+            return RunOutcome(self._supervise(build(accel), duration), accel)
+        except MediaError as exc:
+            if accel.is_cpu:
+                raise
+            # Only this job moves to the CPU: one bad run must not demote the whole worker.
+            log.warning("ffmpeg_hardware_failed", path=accel.name, error=str(exc), stderr=exc.stderr_tail)
+        return RunOutcome(self._supervise(build(CPU), duration), CPU, fell_back_from=accel.name)
+
+    def _supervise(self, argv: list[str], duration: float | None) -> str:
+        seconds = self.probe.duration if duration is None else duration
+        return run_ffmpeg(argv, duration=seconds, limits=self.media.run_limits(seconds),
+                          on_progress=self.report_progress, should_stop=self.should_stop)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How an ffmpeg run went: its stderr tail and the path that produced the outputs."""
+
+    stderr: str
+    accel: Accel
+    fell_back_from: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """The `ffmpeg_path` entry for a job's result metadata."""
+        if self.fell_back_from:
+            return {"ffmpeg_path": self.accel.name, "ffmpeg_path_fallback_from": self.fell_back_from}
+        return {"ffmpeg_path": self.accel.name}
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -76,6 +113,7 @@ class Artifact:
     path: Path
     content_type: str
     meta: dict[str, Any] = field(default_factory=dict)
+    expect: Expect | None = None  # checked with ffprobe before upload
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ class VideoStream:
     pix_fmt: str | None
     rotation: int
     frame_rate: float | None
+    duration: float | None = None
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -69,6 +70,7 @@ class AudioStream:
     codec: str
     sample_rate: int | None
     channels: int | None
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,11 @@ def parse_probe(data: dict[str, Any]) -> ProbeResult:
         bit_rate=_number(fmt.get("bit_rate"), int),
         video=VideoStream(str(video.get("codec_name")), int(video.get("width") or 0),
                           int(video.get("height") or 0), video.get("pix_fmt"), _rotation(video),
-                          _frame_rate(video.get("avg_frame_rate")) or _frame_rate(video.get("r_frame_rate")))
+                          _frame_rate(video.get("avg_frame_rate")) or _frame_rate(video.get("r_frame_rate")),
+                          _number(video.get("duration")))
         if video else None,
         audio=AudioStream(str(audio.get("codec_name")), _number(audio.get("sample_rate"), int),
-                          _number(audio.get("channels"), int)) if audio else None,
+                          _number(audio.get("channels"), int), _number(audio.get("duration"))) if audio else None,
         stream_count=len(streams),
         raw=data,
     )
@@ -243,8 +246,8 @@ class RunLimits:
 
 def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
                on_progress: Callable[[float], None] | None = None,
-               should_stop: Callable[[], bool] = lambda: False, poll_seconds: float = 0.2) -> None:
-    """Run ffmpeg (argv without -progress) under supervision.
+               should_stop: Callable[[], bool] = lambda: False, poll_seconds: float = 0.2) -> str:
+    """Run ffmpeg (argv without -progress) under supervision; return the tail of its stderr.
 
     Reports progress as a fraction 0..1 of `duration`. Raises MediaError when ffmpeg fails,
     times out or stalls (the latter two retryable), and FFmpegStopped when should_stop() turns true.
@@ -285,6 +288,7 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
         raise MediaError(reason, tail, retryable=killed)
     if on_progress:
         on_progress(1.0)
+    return "\n".join(errors)
 
 
 def _read_progress(proc: subprocess.Popen[str], progress: _Progress) -> None:

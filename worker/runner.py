@@ -22,6 +22,7 @@ from handlers.base import Artifact, InputPayload, JobContext, MediaSettings
 from utils.backoff import backoff_delay
 from utils.ffmpeg import FFmpegStopped, MediaError, check_limits, probe
 from utils.storage import Storage, StorageError
+from utils.verify import verify_output
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
 from worker.db import Job, JobStore
@@ -130,6 +131,8 @@ class JobRunner:
                                  report_progress=lambda f: control.set_progress(5 + 80 * f),
                                  should_stop=control.should_stop)
                 output = handler.run(payload, ctx)
+                control.set_stage("verifying", 85)
+                verify_artifacts(self.media.ffprobe_path, output.artifacts)
                 control.set_stage("uploading", 85)
                 outputs = self._upload(job, output.artifacts, control)
             return {"outputs": outputs, "metadata": {**probed.to_metadata(), **output.metadata}}
@@ -146,6 +149,13 @@ class JobRunner:
                             "size": stored.size, "sha256": stored.sha256, "content_type": stored.content_type,
                             **artifact.meta})
         return outputs
+
+
+def verify_artifacts(ffprobe: str, artifacts: list[Artifact]) -> None:
+    """ffprobe every output that states expectations; raise MediaError on the first that fails them."""
+    for artifact in artifacts:
+        if artifact.expect is not None and artifact.path.is_file():
+            verify_output(ffprobe, artifact.path, artifact.expect, artifact.name)
 
 
 def check_input_owner(job: Job, payload: InputPayload) -> None:
