@@ -12,6 +12,7 @@ from pathlib import Path
 
 from handlers import load_handlers
 from utils.ffmpeg import MediaError, ffmpeg_version
+from utils.hwaccel import AccelChoice, choose_accel
 from utils.storage import StorageError
 from worker import config
 from worker.config import Settings, load_settings
@@ -92,10 +93,20 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     url = connect_database(settings)
     worker_id = new_worker_id()
     rules = JobStore(url, worker_id, settings.worker_lease_seconds).bucket_rules()
-    worker = Worker(settings, url, media_settings(settings), worker_id,
+    choice = choose_accel(settings.ffmpeg_path, settings.ffmpeg_hwaccel)
+    log_accel_choice(settings.ffmpeg_hwaccel, choice)
+    worker = Worker(settings, url, media_settings(settings, choice.accel), worker_id,
                     storage_factory=lambda: open_storage(settings, rules),
                     until_idle=getattr(args, "until_idle", False))
     return worker.run()
+
+
+def log_accel_choice(mode: str, choice: AccelChoice) -> None:
+    """Say which ffmpeg path jobs will take, and warn when an explicit FFMPEG_HWACCEL was not met."""
+    log.info("hwaccel_chosen", mode=mode, path=choice.accel.name, encoder=choice.accel.encoder,
+             decoder=choice.accel.hwaccel or "cpu", checks=list(choice.reasons))
+    if mode not in ("auto", "none") and choice.accel.is_cpu:
+        log.warning("hwaccel_unavailable", mode=mode, fallback="cpu", checks=list(choice.reasons))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
