@@ -280,6 +280,9 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
             kill_process_group(proc)
         for reader in readers:
             reader.join(timeout=5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     if proc.returncode != 0:
         tail = "\n".join(errors)
         killed = proc.returncode < 0
