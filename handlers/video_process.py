@@ -29,6 +29,7 @@ def run(payload: VideoProcessPayload, ctx: JobContext) -> HandlerResult:
     opts = WebVideoOptions(max_height=payload.max_height or defaults.max_height,
                            crf=payload.crf if payload.crf is not None else defaults.crf, preset=defaults.preset)
     has_audio = probe.audio is not None
+    video_duration = probe.video.duration or probe.duration  # the poster must fall inside the video
     outputs = ProcessOutputs(
         mp4=ctx.work_dir / "video.mp4", poster=ctx.work_dir / "poster.jpg",
         stills=plan_stills(ctx, "thumbnails", payload.thumbnails, THUMBNAIL_WIDTH) if payload.thumbnails else None,
@@ -36,7 +37,7 @@ def run(payload: VideoProcessPayload, ctx: JobContext) -> HandlerResult:
 
     def build(accel: Accel) -> list[str]:
         return video_process_command(ctx.media.ffmpeg_path, ctx.input_path, probe.demuxer, outputs,
-                                     duration=probe.duration, has_audio=has_audio, opts=opts, accel=accel)
+                                     duration=video_duration, has_audio=has_audio, opts=opts, accel=accel)
 
     outcome = ctx.run_ffmpeg(build)
     size = fit_height(*probe.video.display_size, opts.max_height)

@@ -274,7 +274,7 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
                                  "(FFMPEG_STALL_SECONDS) and was killed", "\n".join(errors), retryable=True)
             if on_progress and duration > 0:
                 on_progress(min(progress.out_time / duration, 1.0))
-            time.sleep(poll_seconds)
+            _wait_briefly(proc, poll_seconds)
     finally:
         if proc.poll() is None:
             kill_process_group(proc)
@@ -292,6 +292,14 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
     if on_progress:
         on_progress(1.0)
     return "\n".join(errors)
+
+
+def _wait_briefly(proc: subprocess.Popen[str], seconds: float) -> None:
+    # wait() rather than sleep(): the supervisor notices ffmpeg's exit at once, not up to a poll later.
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def _read_progress(proc: subprocess.Popen[str], progress: _Progress) -> None:
