@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from utils.ffmpeg import MediaError, MediaLimits, ProbeResult, RunLimits, run_ffmpeg
+from utils.ffmpeg import MediaError, MediaLimits, ProbeResult
 from utils.ffmpeg_commands import WebVideoOptions
+from utils.ffmpeg_supervisor import RunLimits, run_ffmpeg
 from utils.media_plan import CPU, Accel
 from utils.verify import Expect
 from worker.errors import InvalidPayload

@@ -88,7 +88,9 @@ def _mp4(streams: list[Any], dest: Path, video_args: dict[str, Any]) -> Any:
 
 
 def _still(video: Any, dest: Path, at_seconds: float) -> Any:
-    frame = video.filter("setpts", "PTS-STARTPTS").filter("trim", start=at_seconds).filter("format", "yuvj420p")
+    # end_frame=1 closes the branch after its frame, so later frames are not converted for nothing.
+    frame = video.filter("setpts", "PTS-STARTPTS").filter("trim", start=at_seconds).filter("trim", end_frame=1) \
+        .filter("format", "yuvj420p")
     return ffmpeg.output(frame, str(dest), vframes=1, **{"q:v": 3})
 
 

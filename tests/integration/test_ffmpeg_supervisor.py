@@ -14,8 +14,9 @@ import pytest
 
 from tests.helpers import make_clip
 from tests.media_inputs import hls_playlist_disguised
-from utils.ffmpeg import ALLOWED_DEMUXERS, FFmpegStopped, MediaError, RunLimits, probe, run_ffmpeg
+from utils.ffmpeg import ALLOWED_DEMUXERS, FFmpegStopped, MediaError, probe
 from utils.ffmpeg_commands import ProcessOutputs, WebVideoOptions, video_process_command
+from utils.ffmpeg_supervisor import RunLimits, run_ffmpeg
 
 LONG_REALTIME_SOURCE = ["-re", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=600"]
 
