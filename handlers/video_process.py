@@ -25,9 +25,7 @@ def run(payload: VideoProcessPayload, ctx: JobContext) -> HandlerResult:
     probe = ctx.probe
     if probe.video is None:
         return _audio_only(ctx)
-    defaults = ctx.media.web_video
-    opts = WebVideoOptions(max_height=payload.max_height or defaults.max_height,
-                           crf=payload.crf if payload.crf is not None else defaults.crf, preset=defaults.preset)
+    opts = _web_options(payload, ctx)
     has_audio = probe.audio is not None
     video_duration = probe.video.duration or probe.duration  # the poster must fall inside the video
     outputs = ProcessOutputs(
@@ -40,17 +38,28 @@ def run(payload: VideoProcessPayload, ctx: JobContext) -> HandlerResult:
                                      duration=video_duration, has_audio=has_audio, opts=opts, accel=accel)
 
     outcome = ctx.run_ffmpeg(build)
-    size = fit_height(*probe.video.display_size, opts.max_height)
-    artifacts = [
+    notes = {} if has_audio or not payload.audio else {"note": "the input has no audio track; no audio.m4a"}
+    return HandlerResult(artifacts=_artifacts(ctx, outputs, fit_height(*probe.video.display_size, opts.max_height)),
+                         metadata={**outcome.metadata(), **notes})
+
+
+def _web_options(payload: VideoProcessPayload, ctx: JobContext) -> WebVideoOptions:
+    """VIDEO_* settings with the payload's overrides."""
+    defaults = ctx.media.web_video
+    return WebVideoOptions(max_height=payload.max_height or defaults.max_height,
+                           crf=payload.crf if payload.crf is not None else defaults.crf, preset=defaults.preset)
+
+
+def _artifacts(ctx: JobContext, outputs: ProcessOutputs, size: tuple[int, int]) -> list[Artifact]:
+    """What the run wrote, each with what verification must find in it."""
+    return [
         Artifact(kind="video", name="video.mp4", path=ctx.work_dir / "video.mp4", content_type="video/mp4",
-                 meta={"width": size[0], "height": size[1]}, expect=_mp4_expect(ctx, size, has_audio)),
+                 meta={"width": size[0], "height": size[1]}, expect=_mp4_expect(ctx, size, ctx.probe.audio is not None)),
         Artifact(kind="poster", name="poster.jpg", path=ctx.work_dir / "poster.jpg", content_type="image/jpeg",
                  expect=Expect(video_codec="mjpeg", size=size)),
         *(still_artifacts(outputs.stills, "thumbnails") if outputs.stills else []),
         *([_m4a_artifact(ctx)] if outputs.m4a else []),
     ]
-    notes = {} if has_audio or not payload.audio else {"note": "the input has no audio track; no audio.m4a"}
-    return HandlerResult(artifacts=artifacts, metadata={**outcome.metadata(), **notes})
 
 
 def _mp4_expect(ctx: JobContext, size: tuple[int, int], has_audio: bool) -> Expect:
