@@ -101,9 +101,12 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
             kill_process_group(proc)
         for reader in readers:
             reader.join(timeout=5)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        # A reader still blocked means something outside the group holds the pipe; closing it under
+        # the reader would deadlock, so leave it to the daemon thread.
+        if not any(reader.is_alive() for reader in readers):
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
     if proc.returncode != 0:
         tail = "\n".join(errors)
         killed = proc.returncode < 0
