@@ -33,7 +33,8 @@ def run(payload: AudioExtractPayload, ctx: JobContext) -> HandlerResult:
     loudnorm = None
     if payload.loudnorm:
         target = (payload.loudness_target, -1.5, 11.0)
-        measured = parse_loudnorm(ctx.run_ffmpeg(lambda _: loudnorm_measure_command(ffmpeg, src, demuxer, target)).stderr)
+        measuring = ctx.run_ffmpeg(lambda _: loudnorm_measure_command(ffmpeg, src, demuxer, target), share=(0, 0.5))
+        measured = parse_loudnorm(measuring.stderr)
         if measured is None:
             metadata["note"] = "loudness could not be measured (silent input?); audio left as it is"
         else:
@@ -41,7 +42,7 @@ def run(payload: AudioExtractPayload, ctx: JobContext) -> HandlerResult:
             metadata["loudness_measured"] = measured
     outcome = ctx.run_ffmpeg(lambda _: audio_extract_command(
         ffmpeg, src, demuxer, dest, fmt=payload.format, sample_rate=payload.sample_rate,
-        channels=payload.channels, loudnorm=loudnorm))
+        channels=payload.channels, loudnorm=loudnorm), share=(0.5, 1.0) if payload.loudnorm else (0.0, 1.0))
     duration = ctx.probe.audio.duration or ctx.probe.duration
     expect = Expect(audio_codec=AUDIO_CODECS[payload.format], no_video=True, duration=duration,
                     tolerance=duration_tolerance(duration))

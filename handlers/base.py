@@ -71,23 +71,27 @@ class JobContext:
     report_progress: Callable[[float], None]
     should_stop: Callable[[], bool]
 
-    def run_ffmpeg(self, build: Callable[[Accel], list[str]], duration: float | None = None) -> RunOutcome:
-        """Run build(accel) on the worker's best path; if a hardware run fails, run it again on the CPU."""
+    def run_ffmpeg(self, build: Callable[[Accel], list[str]], share: tuple[float, float] = (0.0, 1.0)) -> RunOutcome:
+        """Run build(accel) on the worker's best path; if a hardware run fails, run it again on the CPU.
+
+        `share` is the slice of the job's progress this run covers, for handlers that run ffmpeg twice.
+        """
         accel = self.media.accel
         log.info("ffmpeg_path", path=accel.name)
         try:
-            return RunOutcome(self._supervise(build(accel), duration), accel)
+            return RunOutcome(self._supervise(build(accel), share), accel)
         except MediaError as exc:
             if accel.is_cpu:
                 raise
             # Only this job moves to the CPU: one bad run must not demote the whole worker.
             log.warning("ffmpeg_hardware_failed", path=accel.name, error=str(exc), stderr=exc.stderr_tail)
-        return RunOutcome(self._supervise(build(CPU), duration), CPU, fell_back_from=accel.name)
+        return RunOutcome(self._supervise(build(CPU), share), CPU, fell_back_from=accel.name)
 
-    def _supervise(self, argv: list[str], duration: float | None) -> str:
-        seconds = self.probe.duration if duration is None else duration
-        return run_ffmpeg(argv, duration=seconds, limits=self.media.run_limits(seconds),
-                          on_progress=self.report_progress, should_stop=self.should_stop)
+    def _supervise(self, argv: list[str], share: tuple[float, float]) -> str:
+        start, end = share
+        return run_ffmpeg(argv, duration=self.probe.duration, limits=self.media.run_limits(self.probe.duration),
+                          on_progress=lambda f: self.report_progress(start + (end - start) * f),
+                          should_stop=self.should_stop)
 
 
 @dataclass(frozen=True)
