@@ -122,7 +122,7 @@ def video_process_command(ffmpeg_path: str, src: Path, demuxer: str, outputs: Pr
         video = _scale_even(inp.video, opts.max_height).filter_multi_output("split", len(wanted))
         branches = iter(range(len(wanted)))
         if outputs.mp4:
-            streams = [video[next(branches)].filter("format", "yuv420p")] + ([inp.audio] if has_audio else [])
+            streams = [_for_encoder(video[next(branches)], accel)] + ([inp.audio] if has_audio else [])
             nodes.append(_mp4(streams, outputs.mp4, h264_quality_args(accel, opts.crf, opts.preset)))
         if outputs.poster:
             nodes.append(_still(video[next(branches)], outputs.poster, poster_time(duration)))
@@ -130,7 +130,7 @@ def video_process_command(ffmpeg_path: str, src: Path, demuxer: str, outputs: Pr
             nodes.append(_still_sequence(_selected(video[next(branches)], outputs.stills), outputs.stills))
     if outputs.m4a and has_audio:
         nodes.append(_audio_file(inp.audio, outputs.m4a, "m4a"))
-    return _compile(ffmpeg_path, nodes)
+    return _compile(ffmpeg_path, nodes, accel)
 
 
 def thumbnails_command(ffmpeg_path: str, src: Path, demuxer: str, stills: Stills, *,
@@ -154,13 +154,13 @@ def clips_command(ffmpeg_path: str, src: Path, demuxer: str, clips: list[Clip], 
     audios = inp.audio.filter_multi_output("asplit", len(clips)) if has_audio else None
     nodes = []
     for i, clip in enumerate(clips):
-        v = videos[i].filter("trim", start=clip.start, end=clip.end).filter("setpts", "PTS-STARTPTS") \
-            .filter("format", "yuv420p")
+        v = _for_encoder(videos[i].filter("trim", start=clip.start, end=clip.end).filter("setpts", "PTS-STARTPTS"),
+                         accel)
         streams = [v]
         if audios is not None:
             streams.append(audios[i].filter("atrim", start=clip.start, end=clip.end).filter("asetpts", "PTS-STARTPTS"))
         nodes.append(_mp4(streams, clip.dest, h264_quality_args(accel, opts.crf, opts.preset)))
-    return _compile(ffmpeg_path, nodes)
+    return _compile(ffmpeg_path, nodes, accel)
 
 
 def loudnorm_filter_args(target: tuple[float, float, float], measured: dict[str, str] | None = None) -> dict[str, Any]:
@@ -200,14 +200,13 @@ def hls_command(ffmpeg_path: str, src: Path, demuxer: str, out_dir: Path, ladder
     audios = inp.audio.filter_multi_output("asplit", len(ladder)) if has_audio else None
     streams, args, variants = [], _hls_args(out_dir, segment_seconds, frame_rate, accel), []
     for i, rung in enumerate(ladder):
-        streams.append(videos[i].filter("scale", w=rung.width, h=rung.height).filter("setsar", 1)
-                       .filter("format", "yuv420p"))
+        streams.append(_for_encoder(videos[i].filter("scale", w=rung.width, h=rung.height).filter("setsar", 1), accel))
         args.update(h264_bitrate_args(accel, i, rung.video_kbps, preset))
         if audios is not None:
             streams.append(audios[i])
         variants.append(f"v:{i},a:{i},name:{rung.name}" if audios is not None else f"v:{i},name:{rung.name}")
     args["var_stream_map"] = " ".join(variants)
-    return _compile(ffmpeg_path, [ffmpeg.output(*streams, str(out_dir / "%v" / "index.m3u8"), **args)])
+    return _compile(ffmpeg_path, [ffmpeg.output(*streams, str(out_dir / "%v" / "index.m3u8"), **args)], accel)
 
 
 def _hls_args(out_dir: Path, segment_seconds: float, frame_rate: float | None, accel: Accel) -> dict[str, Any]:
@@ -218,17 +217,18 @@ def _hls_args(out_dir: Path, segment_seconds: float, frame_rate: float | None, a
         "force_key_frames": keyframe_expr(segment_seconds), "g": gop, "keyint_min": gop,
         "c:a": "aac", "b:a": "128k", "ac": 2, "map_metadata": -1,
     }
+    # Scene cuts would add keyframes that differ between renditions.
     if accel.encoder == "libx264":
-        args["sc_threshold"] = 0  # scene cuts would add keyframes that differ between renditions
-    else:
+        args["sc_threshold"] = 0
+    elif accel.encoder == "h264_nvenc":
         args.update({"no-scenecut": 1, "forced-idr": 1})
     return args
 
 
-def encoder_test_command(ffmpeg_path: str, encoder: str) -> list[str]:
-    """Encode one generated frame with `encoder` and discard it: proof the encoder works here."""
-    frame = ffmpeg.input("color=c=black:s=256x256:d=1", f="lavfi")
-    return _compile(ffmpeg_path, [ffmpeg.output(frame, "-", f="null", vcodec=encoder, vframes=1)])
+def encoder_test_command(ffmpeg_path: str, accel: Accel) -> list[str]:
+    """Encode one generated frame as jobs would on `accel`, and discard it: proof the encoder works here."""
+    frame = _for_encoder(ffmpeg.input("color=c=black:s=256x256:d=1", f="lavfi").video, accel)
+    return _compile(ffmpeg_path, [ffmpeg.output(frame, "-", f="null", vcodec=accel.encoder, vframes=1)], accel)
 
 
 def sample_h264_command(ffmpeg_path: str, dest: Path) -> list[str]:
@@ -244,7 +244,15 @@ def decoder_test_command(ffmpeg_path: str, hwaccel: str, sample: Path) -> list[s
     return _compile(ffmpeg_path, [ffmpeg.output(frames, "-", f="null")])
 
 
-def _compile(ffmpeg_path: str, outputs: list[Any]) -> list[str]:
-    argv: list[str] = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS).overwrite_output() \
+def _for_encoder(video: Any, accel: Accel) -> Any:
+    """8-bit 4:2:0 frames, uploaded to the GPU when the encoder (VAAPI) wants them there."""
+    if accel.device:
+        return video.filter("format", "nv12").filter("hwupload")
+    return video.filter("format", "yuv420p")
+
+
+def _compile(ffmpeg_path: str, outputs: list[Any], accel: Accel = CPU) -> list[str]:
+    device = ("-vaapi_device", accel.device) if accel.device else ()
+    argv: list[str] = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS, *device).overwrite_output() \
         .compile(cmd=ffmpeg_path)
     return argv

@@ -18,6 +18,7 @@ class Accel:
     name: str
     encoder: str = "libx264"
     hwaccel: str | None = None
+    device: str | None = None  # VAAPI render node; frames are uploaded to it before encoding
 
     @property
     def is_cpu(self) -> bool:
@@ -28,6 +29,8 @@ CPU = Accel("cpu")
 NVENC = Accel("nvenc", encoder="h264_nvenc", hwaccel="cuda")
 NVDEC = Accel("nvdec", hwaccel="cuda")
 NVENC_CPU_DECODE = Accel("nvenc-cpu-decode", encoder="h264_nvenc")
+QSV = Accel("qsv", encoder="h264_qsv")
+VAAPI = Accel("vaapi", encoder="h264_vaapi", device="/dev/dri/renderD128")
 
 
 def even(value: float) -> int:
@@ -136,17 +139,25 @@ def gop_frames(frame_rate: float | None, segment_seconds: float) -> int:
 
 
 def h264_quality_args(accel: Accel, crf: int, preset: str) -> dict[str, Any]:
-    """Constant-quality H.264 options for the chosen encoder."""
+    """Constant-quality H.264 options for the chosen encoder (CRF mapped onto its own quality scale)."""
     if accel.encoder == "h264_nvenc":
         return {"c:v": "h264_nvenc", "rc": "vbr", "cq": crf, "b:v": 0, "preset": "p4", "profile:v": "high"}
+    if accel.encoder == "h264_qsv":
+        return {"c:v": "h264_qsv", "global_quality": crf, "preset": "medium", "profile:v": "high"}
+    if accel.encoder == "h264_vaapi":
+        return {"c:v": "h264_vaapi", "qp": crf, "profile:v": "high"}
     return {"c:v": "libx264", "crf": crf, "preset": preset, "profile:v": "high"}
+
+
+HARDWARE_PRESETS = {"h264_nvenc": "p4", "h264_qsv": "medium", "h264_vaapi": None}
 
 
 def h264_bitrate_args(accel: Accel, index: int, kbps: int, preset: str) -> dict[str, Any]:
     """Capped-bitrate H.264 options for output video stream `index` (HLS renditions)."""
-    speed = {"preset:v:" + str(index): "p4" if accel.encoder == "h264_nvenc" else preset}
+    speed = HARDWARE_PRESETS.get(accel.encoder, preset)
     return {f"c:v:{index}": accel.encoder, f"b:v:{index}": f"{kbps}k", f"maxrate:v:{index}": f"{int(kbps * 1.07)}k",
-            f"bufsize:v:{index}": f"{int(kbps * 1.5)}k", f"profile:v:{index}": "high", **speed}
+            f"bufsize:v:{index}": f"{int(kbps * 1.5)}k", f"profile:v:{index}": "high",
+            **({f"preset:v:{index}": speed} if speed else {})}
 
 
 def parse_loudnorm(stderr: str) -> dict[str, str] | None:
