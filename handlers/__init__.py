@@ -13,7 +13,8 @@ from worker.errors import UnknownJobType
 
 _REGISTRY: dict[str, Handler] = {}
 
-BUILTIN_MODULES = ("handlers.video_process",)
+BUILTIN_MODULES = ("handlers.video_process", "handlers.video_thumbnails", "handlers.video_clips",
+                   "handlers.audio_extract", "handlers.video_hls", "handlers.media_probe")
 
 
 def register(handler: Handler) -> Handler:

@@ -14,9 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from utils.ffmpeg import MediaLimits, ProbeResult, RunLimits
+from utils.ffmpeg import MediaError, MediaLimits, ProbeResult
 from utils.ffmpeg_commands import WebVideoOptions
+from utils.ffmpeg_supervisor import RunLimits, run_ffmpeg
+from utils.media_plan import CPU, Accel
+from utils.verify import Expect
 from worker.errors import InvalidPayload
+from worker.logs import log
 
 
 class Payload(BaseModel):
@@ -50,6 +54,7 @@ class MediaSettings:
     limits: MediaLimits
     timeout_seconds: float
     stall_seconds: float
+    accel: Accel = CPU
 
     def run_limits(self, duration: float) -> RunLimits:
         """FFMPEG_TIMEOUT_SECONDS, or 10x the input's duration (at least 5 min) when it is 0."""
@@ -67,6 +72,43 @@ class JobContext:
     media: MediaSettings
     report_progress: Callable[[float], None]
     should_stop: Callable[[], bool]
+
+    def run_ffmpeg(self, build: Callable[[Accel], list[str]], share: tuple[float, float] = (0.0, 1.0)) -> RunOutcome:
+        """Run build(accel) on the worker's best path; if a hardware run fails, run it again on the CPU.
+
+        `share` is the slice of the job's progress this run covers, for handlers that run ffmpeg twice.
+        """
+        accel = self.media.accel
+        log.info("ffmpeg_path", path=accel.name)
+        try:
+            return RunOutcome(self._supervise(build(accel), share), accel)
+        except MediaError as exc:
+            if accel.is_cpu:
+                raise
+            # Only this job moves to the CPU: one bad run must not demote the whole worker.
+            log.warning("ffmpeg_hardware_failed", path=accel.name, error=str(exc), stderr=exc.stderr_tail)
+        return RunOutcome(self._supervise(build(CPU), share), CPU, fell_back_from=accel.name)
+
+    def _supervise(self, argv: list[str], share: tuple[float, float]) -> str:
+        start, end = share
+        return run_ffmpeg(argv, duration=self.probe.duration, limits=self.media.run_limits(self.probe.duration),
+                          on_progress=lambda f: self.report_progress(start + (end - start) * f),
+                          should_stop=self.should_stop)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How an ffmpeg run went: its stderr tail and the path that produced the outputs."""
+
+    stderr: str
+    accel: Accel
+    fell_back_from: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """The `ffmpeg_path` entry for a job's result metadata."""
+        if self.fell_back_from:
+            return {"ffmpeg_path": self.accel.name, "ffmpeg_path_fallback_from": self.fell_back_from}
+        return {"ffmpeg_path": self.accel.name}
 
 
 @dataclass(frozen=True)
@@ -88,6 +130,7 @@ class Artifact:
     path: Path
     content_type: str
     meta: dict[str, Any] = field(default_factory=dict)
+    expect: Expect | None = None  # checked with ffprobe before upload
 
 
 @dataclass(frozen=True)

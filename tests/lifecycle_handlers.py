@@ -15,7 +15,7 @@ from pydantic import Field
 
 from handlers import register
 from handlers.base import Artifact, Handler, HandlerResult, Payload, TaskContext
-from utils.ffmpeg import run_ffmpeg
+from utils.ffmpeg_supervisor import run_ffmpeg
 from worker.errors import TransientJobError
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from handlers import load_handlers
 from utils.ffmpeg import MediaError, ffmpeg_version
+from utils.hwaccel import AccelChoice, choose_accel
 from utils.storage import Storage, StorageError
-from worker import config, doctor
+from worker import config, doctor, metrics
 from worker.config import Settings, load_settings
 from worker.daemon import EXIT_CONFIG, EXIT_STARTUP_FAILED, Worker
 from worker.db import Job, JobStore, apply_migrations, check_migrations_current
@@ -103,11 +104,22 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     url = connect_database(settings)
     worker_id = new_worker_id()
     rules = load_bucket_rules(settings, url)
+    choice = choose_accel(settings.ffmpeg_path, settings.ffmpeg_hwaccel)
+    log_accel_choice(settings.ffmpeg_hwaccel, choice)
+    metrics.HWACCEL_PATH.labels(choice.accel.name).set(1)
     storage_factory = lambda: open_storage(settings, rules)  # noqa: E731
     health = HealthState(doctor.readiness_checks(url, storage_factory, settings)) if settings.health_port else None
-    worker = Worker(settings, url, media_settings(settings), worker_id, storage_factory=storage_factory,
+    worker = Worker(settings, url, media_settings(settings, choice.accel), worker_id, storage_factory=storage_factory,
                     until_idle=getattr(args, "until_idle", False), health=health)
     return worker.run()
+
+
+def log_accel_choice(mode: str, choice: AccelChoice) -> None:
+    """Say which ffmpeg path jobs will take, and warn when an explicit FFMPEG_HWACCEL was not met."""
+    log.info("hwaccel_chosen", mode=mode, path=choice.accel.name, encoder=choice.accel.encoder,
+             decoder=choice.accel.hwaccel or "cpu", checks=list(choice.reasons))
+    if mode not in ("auto", "none") and choice.accel.is_cpu:
+        log.warning("hwaccel_unavailable", mode=mode, fallback="cpu", checks=list(choice.reasons))
 
 
 def load_bucket_rules(settings: Settings, url: str) -> dict[str, tuple[int | None, list[str] | None]]:
@@ -120,6 +132,8 @@ def load_bucket_rules(settings: Settings, url: str) -> dict[str, tuple[int | Non
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     findings = doctor.check_ffmpeg(settings)
+    if all(f.ok for f in findings):
+        findings.append(doctor.check_hwaccel(settings))
     try:
         url = database_url(settings)
     except MediaWorkerError as exc:

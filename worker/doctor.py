@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from utils.ffmpeg import MediaError, ffmpeg_version
+from utils.hwaccel import choose_accel
 from utils.storage import Storage, StorageError, human_bytes
 from worker.config import Settings
 from worker.db import JobStore, check_migrations_current, is_transaction_pooler, ping
@@ -58,6 +59,16 @@ def check_ffmpeg(settings: Settings) -> list[Finding]:
                                     f"install ffmpeg (Debian/Ubuntu: apt-get install -y ffmpeg) or set "
                                     f"{name.upper()}_PATH to the binary"))
     return findings
+
+
+def check_hwaccel(settings: Settings) -> Finding:
+    """Which ffmpeg path jobs would take, proven by one-frame tests as at start-up."""
+    choice = choose_accel(settings.ffmpeg_path, settings.ffmpeg_hwaccel)
+    detail = f"FFMPEG_HWACCEL={settings.ffmpeg_hwaccel}: jobs use {choice.accel.name} ({'; '.join(choice.reasons)})"
+    unmet = settings.ffmpeg_hwaccel not in ("auto", "none") and choice.accel.is_cpu
+    return Finding("hwaccel", True, detail,
+                   "check the GPU driver and, in containers, NVIDIA_DRIVER_CAPABILITIES=compute,video,utility"
+                   if unmet else "", warning=unmet)
 
 
 def check_database(settings: Settings, url: str) -> list[Finding]:

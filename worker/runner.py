@@ -23,6 +23,7 @@ from handlers.base import Artifact, InputPayload, JobContext, MediaSettings, Tas
 from utils.backoff import backoff_delay
 from utils.ffmpeg import FFmpegStopped, MediaError, ProbeResult, check_limits, probe
 from utils.storage import Storage, StorageError
+from utils.verify import verify_output
 from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
@@ -157,6 +158,8 @@ class JobRunner:
             output = handler.run(payload, ctx)
             if isinstance(ctx, JobContext) and ctx.probe.duration > 0:
                 metrics.FFMPEG_SPEED.observe(ctx.probe.duration / max(time.monotonic() - processing_started, 1e-3))
+            control.set_stage("verifying", 85)
+            verify_artifacts(self.media.ffprobe_path, output.artifacts)
             control.set_stage("uploading", 85)
             outputs = self._upload(job, output.artifacts, control)
         return {"outputs": outputs, "metadata": {**metadata, **output.metadata}}
@@ -198,6 +201,13 @@ class JobRunner:
         """{"signed_url": ...} when OUTPUT_SIGNED_URL_SECONDS > 0, else nothing."""
         seconds = self.settings.output_signed_url_seconds
         return {"signed_url": self.storage.signed_url(bucket, path, seconds)} if seconds > 0 else {}
+
+
+def verify_artifacts(ffprobe: str, artifacts: list[Artifact]) -> None:
+    """ffprobe every output that states expectations; raise MediaError on the first that fails them."""
+    for artifact in artifacts:
+        if artifact.expect is not None and artifact.path.is_file():
+            verify_output(ffprobe, artifact.path, artifact.expect, artifact.name)
 
 
 def check_input_owner(job: Job, payload: InputPayload) -> None:

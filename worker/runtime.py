@@ -10,6 +10,7 @@ from pathlib import Path
 from handlers.base import MediaSettings
 from utils.ffmpeg import MediaLimits
 from utils.ffmpeg_commands import WebVideoOptions
+from utils.media_plan import CPU, Accel
 from utils.storage import BucketRules, LocalStorage, Storage
 from worker import metrics
 from worker.config import Settings
@@ -34,7 +35,8 @@ def database_url(settings: Settings) -> str:
     return url
 
 
-def media_settings(settings: Settings) -> MediaSettings:
+def media_settings(settings: Settings, accel: Accel = CPU) -> MediaSettings:
+    """The handlers' view of the settings; `accel` is the start-up hardware probe's choice."""
     return MediaSettings(
         ffmpeg_path=settings.ffmpeg_path,
         ffprobe_path=settings.ffprobe_path,
@@ -43,6 +45,7 @@ def media_settings(settings: Settings) -> MediaSettings:
                            settings.media_max_streams),
         timeout_seconds=settings.ffmpeg_timeout_seconds,
         stall_seconds=settings.ffmpeg_stall_seconds,
+        accel=accel,
     )
 
 

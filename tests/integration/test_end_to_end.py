@@ -28,7 +28,7 @@ def test_enqueue_then_run_until_idle_completes_the_job(db_url: str, data_dir: Pa
     row = job_row(db_url, job_id)
     assert row["status"] == "completed" and row["progress"] == 100 and row["attempts"] == 1
     outputs = {o["kind"]: o for o in row["result"]["outputs"]}
-    assert set(outputs) == {"video", "poster"}
+    assert set(outputs) == {"video", "poster", "thumbnail"}
     video = data_dir / "storage" / "media-outputs" / outputs["video"]["path"]
     poster = data_dir / "storage" / "media-outputs" / outputs["poster"]["path"]
     assert outputs["video"]["path"] == f"anonymous/{job_id}/video.mp4"

@@ -97,6 +97,7 @@ def test_readyz_follows_the_database(private_pg: PrivatePostgres, data_dir: Path
 def test_doctor_passes_on_a_good_setup(db_url: str, data_dir: Path) -> None:
     proc = run_cli(["doctor"], worker_env(db_url, data_dir), check=False)
     assert "[ok  ] ffmpeg" in proc.stdout and "[ok  ] migrations: current" in proc.stdout
+    assert "hwaccel: FFMPEG_HWACCEL=auto: jobs use cpu" in proc.stdout  # no GPU on this machine
     assert proc.returncode == 0, proc.stdout
 
 

@@ -1,5 +1,6 @@
 from utils.backoff import backoff_delay, retry_after_seconds
-from utils.ffmpeg import _Progress, parse_out_time, parse_probe
+from utils.ffmpeg import parse_probe
+from utils.ffmpeg_supervisor import _Progress, parse_out_time
 
 
 def test_out_time_tolerates_na_and_negative() -> None:
