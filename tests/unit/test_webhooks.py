@@ -84,6 +84,7 @@ def receiver() -> Iterator[Receiver]:
     rec = Receiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
     server.daemon_threads = True
+    server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]  # clients that time out
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
