@@ -76,7 +76,7 @@ def bench_database() -> str:
 
 def reset(url: str, backlog: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("truncate public.media_jobs")
+        conn.execute("truncate public.media_jobs cascade")
         if backlog:
             conn.execute("insert into public.media_jobs (type, payload) select 'bench.noop', "
                          "jsonb_build_object('n', g) from generate_series(1, %s) g", (backlog,))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -242,9 +241,20 @@ def translate_failures(control: JobControl, work_dir: Path) -> Iterator[None]:
 
 @contextmanager
 def work_directory(root: Path, job: Job) -> Iterator[Path]:
-    """A private (0700) directory for one job, always removed afterwards."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{job.id}-{os.getpid()}-", dir=root))
+    """A private (0700) directory for one job, always removed afterwards.
+
+    Named job-<id>-<pid>-<attempt>: unique per attempt, and the pid tells a later worker
+    whether the owner is gone (remove_stale_work_dirs).
+    """
+    path = root / f"{WORK_DIR_PREFIX}{job.id}-{os.getpid()}-{job.attempts}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileNotFoundError:  # first job, or the temp root was cleaned away under us
+        root.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
+    except FileExistsError:  # left by an earlier process with our (reused) pid
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(mode=0o700)
     try:
         yield path
     finally:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.rows import dict_row
 
 from worker.errors import DatabaseUnavailable
 
@@ -31,6 +30,21 @@ def libpq_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def dict_rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """Rows as dicts, like psycopg's dict_row, but naming columns straight from the result.
+
+    dict_row builds `cursor.description` (a Column object per column, with type look-ups) for
+    every result; for the 24-column claim that was a third of the worker's CPU per job.
+    """
+    result = cursor.pgresult
+    names = [result.fname(i).decode() for i in range(result.nfields)] if result is not None else []  # type: ignore[union-attr]
+
+    def make_row(values: Sequence[Any]) -> dict[str, Any]:
+        return dict(zip(names, values, strict=True))
+
+    return make_row
+
+
 def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Connection[dict[str, Any]]:
     """An autocommit connection with dict rows; raise DatabaseUnavailable if unreachable."""
     pooled = is_transaction_pooler(url)
@@ -38,7 +52,7 @@ def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Conn
         return psycopg.connect(
             libpq_url(url),
             autocommit=True,
-            row_factory=dict_row,
+            row_factory=dict_rows,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             application_name=application_name,
             # Transaction poolers hand each statement to any backend: prepared

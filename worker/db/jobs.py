@@ -82,7 +82,8 @@ class JobStore:
     def _execute(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self._lock, translate_errors():
             cur = self._connection().execute(sql, params)
-            return cur.fetchall() if cur.description else []
+            # pgresult.nfields, not cur.description: the latter builds column objects each time.
+            return cur.fetchall() if cur.pgresult is not None and cur.pgresult.nfields else []
 
     def _params(self, job_id: UUID, **extra: Any) -> dict[str, Any]:
         return {"job_id": job_id, "worker_id": self.worker_id, **extra}
