@@ -110,9 +110,11 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
     if proc.returncode != 0:
         tail = "\n".join(errors)
         killed = proc.returncode < 0
+        disk_full = "No space left on device" in tail  # the machine's fault, not the input's
         reason = (f"ffmpeg was killed by signal {-proc.returncode}" if killed
+                  else "ffmpeg ran out of disk space: free space under WORKER_TEMP_DIR" if disk_full
                   else f"ffmpeg failed (exit {proc.returncode}) on this input")
-        raise MediaError(reason, tail, retryable=killed)
+        raise MediaError(reason, tail, retryable=killed or disk_full)
     if on_progress:
         on_progress(1.0)
     return "\n".join(errors)

@@ -104,12 +104,19 @@ class Heartbeat(threading.Thread):
             with self._lock:
                 if self._watch is not None and self._due(self._watch):
                     with structlog.contextvars.bound_contextvars(**self._watch.context):
-                        self._beat(self._watch)
+                        try:
+                            self._beat(self._watch)
+                        except Exception:  # noqa: BLE001 - the thread must outlive any one failure
+                            log.exception("heartbeat_error")
 
     def _due(self, watch: _Watch) -> bool:
+        # Keep renewing after a cancel or shutdown request: the job still needs its lease until
+        # the runner has stopped it and written the outcome. Only a lost lease ends renewals.
+        if isinstance(watch.control.interrupted, LeaseLost):
+            return False
         state = (watch.control.progress, watch.control.stage)
         moved = abs(state[0] - watch.written[0]) >= PROGRESS_STEP or state[1] != watch.written[1]
-        return not watch.control.should_stop() and (moved or time.monotonic() - watch.last_write >= self.interval)
+        return moved or time.monotonic() - watch.last_write >= self.interval
 
     def _beat(self, watch: _Watch) -> None:
         now = watch.last_write = time.monotonic()

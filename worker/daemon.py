@@ -44,7 +44,9 @@ class Slot(threading.Thread):
         self.worker = worker
         self.wakeup = threading.Event()
         self.control: JobControl | None = None
-        self.store = JobStore(worker.db_url, worker.worker_id, worker.settings.worker_lease_seconds)
+        # Each slot holds leases under its own name, so two slots of one process can never
+        # both believe they own a job (e.g. one taking back the other's expired lease).
+        self.store = JobStore(worker.db_url, f"{worker.worker_id}/{index}", worker.settings.worker_lease_seconds)
         self.heartbeat = Heartbeat(self.store, worker.settings.worker_heartbeat_seconds,
                                    worker.settings.worker_lease_seconds, name=f"heartbeat-{index}")
 
@@ -192,12 +194,16 @@ class Worker:
                 log.info("old_jobs_deleted", jobs=deleted)
         except DatabaseUnavailable as exc:
             log.warning("housekeeping_skipped", error=str(exc))
+        except Exception:  # noqa: BLE001 - maintenance must never take the daemon down
+            log.exception("housekeeping_error")
 
     def _sample_queue_depth(self) -> None:
         try:
             metrics.set_queue_depth(self.maintenance.queue_depth())
         except DatabaseUnavailable:
             pass  # /readyz reports the database; the gauge keeps its last sample
+        except Exception:  # noqa: BLE001 - a metric sample must never take the daemon down
+            log.exception("queue_sample_error")
 
     def _running_count(self) -> int:
         return sum(1 for slot in self.slots if slot.control is not None)

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from worker.errors import ConfigError
 from worker.logs import log
 from worker.metrics import REGISTRY
 
@@ -83,7 +84,10 @@ class HealthServer:
     """Serves the endpoints from a daemon thread."""
 
     def __init__(self, port: int, state: HealthState) -> None:
-        self.server = ThreadingHTTPServer(("0.0.0.0", port), _handler_for(state))  # noqa: S104
+        try:
+            self.server = ThreadingHTTPServer(("0.0.0.0", port), _handler_for(state))  # noqa: S104
+        except OSError as exc:
+            raise ConfigError([f"HEALTH_PORT={port}: cannot listen ({exc.strerror}); pick a free port"]) from exc
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="health", daemon=True)
 

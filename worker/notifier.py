@@ -49,6 +49,8 @@ class WebhookNotifier(threading.Thread):
                 self.submit(job.id)
         except DatabaseUnavailable as exc:
             log.warning("webhook_sweep_skipped", error=str(exc))
+        except Exception:  # noqa: BLE001 - the sweep runs on the main loop, which must not die
+            log.exception("webhook_sweep_error")
 
     def stop(self) -> None:
         """Stop after the delivery in flight; queued events stay unsent for a later sweep."""
@@ -66,6 +68,8 @@ class WebhookNotifier(threading.Thread):
                 self._send(job_id)
             except DatabaseUnavailable as exc:
                 log.warning("webhook_deferred", job_id=str(job_id), error=str(exc))
+            except Exception:  # noqa: BLE001 - one bad event must not stop every later one
+                log.exception("webhook_error", job_id=str(job_id))
             finally:
                 with self._lock:
                     self._pending.discard(job_id)

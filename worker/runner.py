@@ -41,8 +41,8 @@ from worker.errors import (
     TransientJobError,
 )
 from worker.logs import log
-from worker.runtime import OUTPUT_BUCKET
-from worker.uploads import JobUploadJournal, upload_progress
+from worker.runtime import INPUT_BUCKET, OUTPUT_BUCKET
+from worker.uploads import JobUploadJournal, download_progress, upload_progress
 
 WORK_DIR_PREFIX = "job-"
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -60,16 +60,19 @@ class JobRunner:
 
     def run(self, job: Job, control: JobControl) -> str:
         """Run a claimed job to its end state and record it; return that state."""
+        self._delete_after_success = None
         with structlog.contextvars.bound_contextvars(job_id=str(job.id), job_type=job.type, attempt=job.attempts):
-            if job.attempts > job.max_attempts:
-                return self._finish(job, "failed", lambda: self.store.fail_lost_job(job.id))
-            log.info("job_started", priority=job.priority)
             started = time.monotonic()
-            self.heartbeat.attach(job.id, control)
-            try:
-                outcome, write = self._attempt(job, control)
-            finally:
-                self.heartbeat.detach()
+            write: Callable[[], object]
+            if job.attempts > job.max_attempts:  # taken back from dead workers too often
+                outcome, write = "failed", lambda: self.store.fail_lost_job(job.id)
+            else:
+                log.info("job_started", priority=job.priority)
+                self.heartbeat.attach(job.id, control)
+                try:
+                    outcome, write = self._attempt(job, control)
+                finally:
+                    self.heartbeat.detach()
             state = self._finish(job, outcome, write)
             seconds = time.monotonic() - started
             log.info("job_finished", status=state, seconds=round(seconds, 2))
@@ -126,6 +129,8 @@ class JobRunner:
                 written = write()
                 return written if isinstance(written, str) else outcome
             except LeaseLost as exc:
+                if attempt and self._already_written(job, outcome):
+                    return outcome  # the earlier try committed; only its reply was lost
                 log.warning("job_result_not_written", reason=str(exc), outcome=outcome)
                 return "lease_lost"
             except DatabaseUnavailable as exc:
@@ -134,6 +139,14 @@ class JobRunner:
                     log.error("job_result_not_written", reason=str(exc), outcome=outcome)
                     return "lease_lost"
                 time.sleep(backoff_delay(attempt, 0.5, 5.0))
+            except Exception:  # noqa: BLE001 - e.g. a read-only database: the lease will expire and the job re-run
+                log.exception("job_result_not_written", outcome=outcome)
+                return "not_written"
+
+    def _already_written(self, job: Job, outcome: str) -> bool:
+        row = self.store.get_job(job.id)
+        expected = {"retry": ("pending", "failed"), "released": ("pending",)}.get(outcome, (outcome,))
+        return row is not None and row.locked_by is None and row.status in expected
 
     def _process(self, job: Job, control: JobControl) -> dict[str, Any]:
         handler = get_handler(job.type)
@@ -168,7 +181,7 @@ class JobRunner:
         input_path = work_dir / "input"
         control.set_stage("downloading", 0)
         size = self.storage.download_file(payload.input.bucket, payload.input.path, input_path,
-                                          self.settings.input_max_size_bytes)
+                                          self.settings.input_max_size_bytes, download_progress(control))
         metrics.DOWNLOAD_BYTES.inc(size)
         control.set_stage("probing", 5)
         probed = probe(self.media.ffprobe_path, input_path)
@@ -210,7 +223,10 @@ def verify_artifacts(ffprobe: str, artifacts: list[Artifact]) -> None:
 
 
 def check_input_owner(job: Job, payload: InputPayload) -> None:
-    """The worker reads with a service key; refuse inputs outside the job owner's folder."""
+    """The worker reads with a service key; refuse inputs outside the job owner's folder in media-uploads."""
+    if payload.input.bucket != INPUT_BUCKET:
+        raise InvalidPayload(f"payload.input.bucket {payload.input.bucket!r} is not allowed: "
+                             f"inputs must be uploaded to {INPUT_BUCKET}")
     folder = job.owner_folder
     parts = payload.input.path.split("/")
     if len(parts) < 2 or parts[0] != folder or ".." in parts:

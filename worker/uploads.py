@@ -9,6 +9,7 @@ from worker.control import JobControl
 from worker.db import JobStore
 
 # Uploading owns this slice of the job's progress bar.
+DOWNLOAD_PROGRESS_END = 5.0
 UPLOAD_PROGRESS_START = 85.0
 UPLOAD_PROGRESS_END = 99.0
 
@@ -40,4 +41,12 @@ def upload_progress(control: JobControl, done_before: int, total: int) -> Progre
         control.check()
         share = (done_before + done) / total if total else 1.0
         control.set_progress(UPLOAD_PROGRESS_START + (UPLOAD_PROGRESS_END - UPLOAD_PROGRESS_START) * share)
+    return report
+
+
+def download_progress(control: JobControl) -> ProgressCallback:
+    """Map the input download onto 0..5 % of the job; a pending interrupt stops it between blocks."""
+    def report(done: int, size: int) -> None:
+        control.check()
+        control.set_progress(DOWNLOAD_PROGRESS_END * done / size if size else 0.0)
     return report

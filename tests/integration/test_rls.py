@@ -115,6 +115,11 @@ def test_user_input_path_must_be_in_their_own_folder(api: Conn, path: str) -> No
     assert raised.value.diag.message_hint and "your own folder" in raised.value.diag.message_hint
 
 
+def test_user_input_must_be_in_media_uploads(api: Conn) -> None:
+    with pytest.raises(errors.InsufficientPrivilege, match="payload.input.bucket 'staff-only' is not allowed"):
+        insert_as_user(api, A, payload={"input": {"bucket": "staff-only", "path": f"{A}/clip.mp4"}})
+
+
 def test_user_input_path_must_be_a_string(api: Conn) -> None:
     with pytest.raises(errors.CheckViolation, match="payload.input.path must be a string"):
         insert_as_user(api, A, payload={"input": {"bucket": "media-uploads"}})

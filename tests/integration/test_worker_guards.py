@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import job_row, put_local_object, run_cli, worker_env
+from tests.helpers import insert_job, job_row, put_local_object, run_cli, worker_env
 from worker.db import JobStore
 from worker.errors import JobRefused
 
@@ -64,3 +64,14 @@ def test_the_store_reports_a_refused_insert_with_the_reason(db_url: str, kwargs:
             store.insert_job(**args)
     finally:
         store.close()
+
+
+def test_job_reading_from_another_bucket_fails(db_url: str, data_dir: Path, sample_clip: Path) -> None:
+    put_local_object(data_dir, "media-outputs", "anonymous/x/clip.mp4", sample_clip)
+    job_id = insert_job(db_url, "video.process", {"input": {"bucket": "media-outputs", "path": "anonymous/x/clip.mp4"},
+                                                  "delete_input_on_success": True})
+    run_cli(["run", "--until-idle"], worker_env(db_url, data_dir))
+    job = job_row(db_url, job_id)
+    assert job["status"] == "failed"
+    assert "payload.input.bucket 'media-outputs' is not allowed: inputs must be uploaded to media-uploads" in job["error"]
+    assert (data_dir / "storage" / "media-outputs" / "anonymous" / "x" / "clip.mp4").exists()

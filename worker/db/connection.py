@@ -58,6 +58,10 @@ def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Conn
             # Transaction poolers hand each statement to any backend: prepared
             # statements would vanish between statements.
             prepare_threshold=None if pooled else 5,
+            # Notice a silently dead peer (pooler failover, network black hole) within about a
+            # minute instead of the kernel's ~15 min, so heartbeats and shutdown never hang on it.
+            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+            tcp_user_timeout=60_000,
         )
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc

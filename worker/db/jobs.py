@@ -128,8 +128,10 @@ class JobStore:
     def cancel_running_job(self, job_id: UUID) -> None:
         self._finish(queries.CANCEL_RUNNING_JOB, job_id)
 
-    def release_job(self, job_id: UUID) -> None:
-        self._finish(queries.RELEASE_JOB, job_id)
+    def release_job(self, job_id: UUID) -> str:
+        """Give the job back without counting the attempt; "released", or "cancelled" if a cancel was pending."""
+        status: str = self._finish(queries.RELEASE_JOB, job_id)[0]["status"]
+        return "released" if status == "pending" else status
 
     def insert_job(self, job_type: str, payload: dict[str, Any], *, user_id: UUID | None = None,
                    priority: int = 0, max_attempts: int = 3, run_at: datetime | None = None,

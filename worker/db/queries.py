@@ -123,7 +123,7 @@ update public.media_jobs
 set status = 'pending', attempts = greatest(attempts - 1, 0), stage = 'released',
     progress = 0, locked_by = null, locked_until = null, run_at = now()
 where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
-returning id
+returning status::text
 """
 
 INSERT_JOB = """
@@ -147,7 +147,7 @@ REQUEST_CANCEL = "select public.cancel_media_job(%(job_id)s) as status"
 RETRY_JOB = """
 update public.media_jobs
 set status = 'pending', attempts = 0, run_at = now(), error = null, stage = null, progress = 0,
-    cancel_requested_at = null, completed_at = null, result = null
+    cancel_requested_at = null, completed_at = null, result = null, webhook_sent_at = null
 where id = %(job_id)s and status in ('failed', 'cancelled')
 returning status::text
 """
