@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[0] = str(Path(__file__).resolve().parents[1])  # not bench/: its queue.py would shadow the stdlib
 
 from handlers import load_handlers  # noqa: E402
 from handlers.base import JobContext, MediaSettings  # noqa: E402

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # not bench/: its queue.py would shadow the stdlib module
 MiB = 1024 * 1024
 KEY = "service-key"
 METHODS = ("raw", "supabase-py", "ours-6mib", "ours-32mib")
