@@ -5,6 +5,7 @@ a stall watchdog and stop requests, each of which kills the whole group.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -73,7 +74,7 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
     Reports progress as a fraction 0..1 of `duration`. Raises MediaError when ffmpeg fails,
     times out or stalls (the latter two retryable), and FFmpegStopped when should_stop() turns true.
     """
-    cmd = [argv[0], "-nostdin", "-progress", "pipe:1", "-nostats", *argv[1:]]
+    cmd = dies_with_parent([argv[0], "-nostdin", "-progress", "pipe:1", "-nostats", *argv[1:]])
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     progress, errors = _Progress(), deque[str](maxlen=STDERR_TAIL_LINES)
@@ -118,6 +119,17 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
     if on_progress:
         on_progress(1.0)
     return "\n".join(errors)
+
+
+# setpriv (util-linux) sets PR_SET_PDEATHSIG and then execs ffmpeg, so a worker killed with
+# SIGKILL (OOM killer, kill -9) takes its ffmpeg with it instead of leaving it to encode for
+# nobody. subprocess's preexec_fn could do the same, but is unsafe in a threaded program.
+SETPRIV = shutil.which("setpriv")
+
+
+def dies_with_parent(cmd: list[str]) -> list[str]:
+    """cmd, run so that the kernel kills it if the thread that started it dies."""
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *cmd] if SETPRIV else cmd
 
 
 def _wait_briefly(proc: subprocess.Popen[str], seconds: float) -> None:

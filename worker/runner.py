@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ from worker.runtime import INPUT_BUCKET, OUTPUT_BUCKET
 from worker.uploads import JobUploadJournal, download_progress, upload_progress
 
 WORK_DIR_PREFIX = "job-"
+HOST = socket.gethostname()
 FINAL_STATES = ("completed", "failed", "cancelled")
 
 
@@ -259,10 +261,10 @@ def translate_failures(control: JobControl, work_dir: Path) -> Iterator[None]:
 def work_directory(root: Path, job: Job) -> Iterator[Path]:
     """A private (0700) directory for one job, always removed afterwards.
 
-    Named job-<id>-<pid>-<attempt>: unique per attempt, and the pid tells a later worker
-    whether the owner is gone (remove_stale_work_dirs).
+    Named job-<id>-<host>-<pid>-<attempt>: unique per attempt; host and pid tell a later worker
+    on the same host whether the owner is gone (remove_stale_work_dirs).
     """
-    path = root / f"{WORK_DIR_PREFIX}{job.id}-{os.getpid()}-{job.attempts}"
+    path = root / f"{WORK_DIR_PREFIX}{job.id}-{HOST}-{os.getpid()}-{job.attempts}"
     try:
         path.mkdir(mode=0o700)
     except FileNotFoundError:  # first job, or the temp root was cleaned away under us
@@ -278,10 +280,14 @@ def work_directory(root: Path, job: Job) -> Iterator[Path]:
 
 
 def remove_stale_work_dirs(root: Path) -> list[Path]:
-    """Remove job directories left by worker processes that no longer exist."""
+    """Remove job directories left by worker processes of this host that no longer exist.
+
+    Directories of other hosts (containers sharing WORKER_TEMP_DIR have their own hostnames and
+    pid namespaces) are left alone: their pids mean nothing here.
+    """
     removed = []
     for path in root.glob(f"{WORK_DIR_PREFIX}*") if root.is_dir() else []:
-        pid = _owner_pid(path.name)
+        pid = _owner_pid(path.name) if f"-{HOST}-" in path.name else None
         if pid is not None and not _pid_alive(pid):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
@@ -289,7 +295,7 @@ def remove_stale_work_dirs(root: Path) -> list[Path]:
 
 
 def _owner_pid(name: str) -> int | None:
-    # job-<uuid>-<pid>-<random>: the uuid itself holds dashes, so count from the end.
+    # job-<uuid>-<host>-<pid>-<attempt>: uuid and host hold dashes, so count from the end.
     parts = name.split("-")
     try:
         return int(parts[-2])

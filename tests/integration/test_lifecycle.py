@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ def test_sigkill_mid_ffmpeg_another_worker_completes_after_the_lease(db_url: str
     wait_until(lambda: bool(ffmpeg_pids_for(job_id)), what="ffmpeg to start")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
+    wait_until(lambda: not ffmpeg_pids_for(job_id), timeout=5, what="the dead worker's ffmpeg to die with it")
     second = start_worker(env, log_path=tmp_path / "second.log")
     try:
         row = wait_for_status(db_url, job_id, {"completed", "failed"}, timeout=60)
@@ -254,8 +256,12 @@ def test_housekeeping_deletes_old_finished_jobs_only(db_url: str, data_dir: Path
 def test_stale_work_directories_are_removed_at_start(db_url: str, data_dir: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = data_dir / "tmp" / f"job-00000000-0000-0000-0000-000000000000-{dead.pid}-abc"
+    host = socket.gethostname()
+    stale = data_dir / "tmp" / f"job-00000000-0000-0000-0000-000000000000-{host}-{dead.pid}-1"
+    other_host = data_dir / "tmp" / f"job-00000000-0000-0000-0000-000000000000-elsewhere-{dead.pid}-1"
     stale.mkdir(parents=True)
+    other_host.mkdir()
     (stale / "input").write_bytes(b"x" * 1000)
     run_cli(["run", "--until-idle"], env_for(db_url, data_dir))
     assert not stale.exists()
+    assert other_host.exists(), "another host's directory was removed on the strength of a local pid"
