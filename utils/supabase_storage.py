@@ -50,6 +50,7 @@ from utils.tus import (
     read_failure,
     retry_delay,
     storage_urls,
+    transfer_seconds,
 )
 
 log = structlog.get_logger("storage")
@@ -137,7 +138,7 @@ class SupabaseStorage:
         size = source.stat().st_size
         self.bucket_rules(bucket).check(bucket, size, content_type)
         t = Transfer(bucket, path, source, content_type, size, BackgroundSha256(source),
-                     Deadline(self.limits.timeout_seconds), on_progress, journal)
+                     Deadline(transfer_seconds(self.limits.timeout_seconds, size)), on_progress, journal)
         if 0 < size and size >= self.limits.resumable_threshold:
             self._upload_resumable(t)
         else:
@@ -153,7 +154,7 @@ class SupabaseStorage:
 
     def download_file(self, bucket: str, path: str, dest: Path, max_bytes: int,
                       on_progress: ProgressCallback | None = None) -> int:
-        deadline = Deadline(self.limits.timeout_seconds)
+        deadline = Deadline(transfer_seconds(self.limits.timeout_seconds, max_bytes))
         url = object_url(self.urls.rest, "object/authenticated", bucket, path)
         with open(dest, "wb") as out:
             return self._retrying(lambda n: self._download_rest(url, out, bucket, path, max_bytes, deadline,

@@ -137,6 +137,16 @@ def explain(failure: Failure, action: str, bucket: str, size: int | None = None)
     return f"{action} failed {said}"
 
 
+# The overall deadline grows with the file: a transfer may average as slow as this and still
+# finish, so UPLOAD_TIMEOUT_SECONDS bounds stalls and small files, never a large file's size.
+MIN_AVERAGE_BYTES_PER_SECOND = 1024 * 1024
+
+
+def transfer_seconds(base_seconds: float, size: int) -> float:
+    """The overall deadline for moving `size` bytes: the base plus 1 s per MiB."""
+    return base_seconds + size / MIN_AVERAGE_BYTES_PER_SECOND
+
+
 class Deadline:
     """An overall deadline for one transfer, and per-request read timeouts that respect it."""
 

@@ -79,7 +79,8 @@ class Settings:
     worker_temp_dir: Path = setting(
         "WORKER_TEMP_DIR", Path(tempfile.gettempdir()) / "media-worker", "Parent of the per-job work directories.")
     upload_timeout_seconds: float = setting(
-        "UPLOAD_TIMEOUT_SECONDS", 600.0, "Deadline for one whole upload; each request's read timeout derives from it.",
+        "UPLOAD_TIMEOUT_SECONDS", 600.0,
+        "Deadline for one transfer: this plus 1 s per MiB; request timeouts derive from it.",
         minimum=1, maximum=86400)
     upload_max_retries: int = setting(
         "UPLOAD_MAX_RETRIES", 3, "Retries per request/chunk; backoff 1 s, 2 s, 4 s... with jitter.",

@@ -101,3 +101,11 @@ def test_retry_delay_grows_and_honours_retry_after() -> None:
     assert 0.5 <= retry_delay(1, None) <= 1.0
     assert 2.0 <= retry_delay(3, None) <= 4.0
     assert retry_delay(1, "7") == 7.0
+
+
+def test_the_overall_deadline_grows_with_the_file() -> None:
+    from utils.tus import transfer_seconds
+
+    assert transfer_seconds(600, 0) == 600
+    # a 2 GiB output gets 600 s plus 2048 s: a slow but moving link is not cut off at 600 s
+    assert transfer_seconds(600, 2 * 1024**3) == 600 + 2048
