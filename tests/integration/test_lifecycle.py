@@ -207,7 +207,7 @@ def test_insert_wakes_an_idle_worker_at_once(db_url: str, data_dir: Path, tmp_pa
 
 
 def test_transaction_pooler_mode_polls_instead_of_listening(db_url: str, data_dir: Path, tmp_path: Path) -> None:
-    env = env_for(db_url + "?pgbouncer=true", data_dir)
+    env = env_for(db_url + ("&" if "?" in db_url else "?") + "pgbouncer=true", data_dir)
     job_id = insert_job(db_url, "test.slow", {"seconds": 0.5})
     worker = start_worker(env, log_path=tmp_path / "worker.log")
     try:
