@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from tests.private_pg import PrivatePostgres
 from worker.db import apply_migrations
 
 _counter = itertools.count()
@@ -99,6 +100,15 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A migrated PostgreSQL of this test's own, which it may stop and restart."""
+    pg = PrivatePostgres()
+    apply_migrations(pg.url)
+    yield pg
+    pg.close()
 
 
 @pytest.fixture(scope="session")

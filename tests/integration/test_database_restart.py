@@ -7,7 +7,6 @@ restarting it disturbs nothing else.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,8 @@ import pytest
 from tests.helpers import insert_job, start_worker, wait_for_status, worker_env
 from tests.integration.test_lifecycle import ffmpeg_pids_for, wait_until
 from tests.private_pg import PrivatePostgres
-from worker.db import apply_migrations
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def private_pg() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    apply_migrations(pg.url)
-    yield pg
-    pg.close()
 
 
 def test_worker_survives_restarts_while_idle_and_while_running(private_pg: PrivatePostgres, data_dir: Path,

@@ -7,7 +7,6 @@ import signal
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from tests.helpers import insert_job, job_row, put_local_object, run_cli, start_
 from tests.integration.test_lifecycle import wait_until
 from tests.private_pg import PrivatePostgres
 from tests.unit.test_webhooks import SECRET, Receiver, spec_verify
-from worker.db import apply_migrations
 
 pytestmark = pytest.mark.slow
 
@@ -68,14 +66,6 @@ def test_metrics_parse_and_count_jobs(db_url: str, data_dir: Path, tmp_path: Pat
     assert counter(after, "media_worker_upload_bytes_total") > 0
     assert counter(after, "media_worker_job_duration_seconds_count", type="video.process", status="completed") == 1
     assert counter(after, "media_worker_ffmpeg_speed_ratio_count") == 1
-
-
-@pytest.fixture
-def private_pg() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    apply_migrations(pg.url)
-    yield pg
-    pg.close()
 
 
 def test_readyz_follows_the_database(private_pg: PrivatePostgres, data_dir: Path, tmp_path: Path) -> None:
