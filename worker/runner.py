@@ -58,11 +58,9 @@ class JobRunner:
         self.store, self.storage, self.settings, self.media = store, storage, settings, media
         self.heartbeat = heartbeat
         self.on_finished = on_finished  # told of every completed, failed or cancelled job (webhooks)
-        self._delete_after_success: tuple[str, str] | None = None
 
     def run(self, job: Job, control: JobControl) -> str:
         """Run a claimed job to its end state and record it; return that state."""
-        self._delete_after_success = None
         with structlog.contextvars.bound_contextvars(job_id=str(job.id), job_type=job.type, attempt=job.attempts):
             started = time.monotonic()
             write: Callable[[], object]
@@ -80,11 +78,15 @@ class JobRunner:
             log.info("job_finished", status=state, seconds=round(seconds, 2))
             metrics.JOBS_FINISHED.labels(job.type, state).inc()
             metrics.JOB_DURATION.labels(job.type, state).observe(seconds)
-            if state == "completed" and self._delete_after_success is not None:
-                self._delete_input(*self._delete_after_success)
             if state in FINAL_STATES and self.on_finished is not None:
                 self.on_finished(job.id)
             return state
+
+    def _complete(self, job: Job, result: dict[str, Any], input_to_delete: tuple[str, str] | None) -> None:
+        """Record the outputs; only then may delete_input_on_success remove the upload."""
+        self.store.complete_job(job.id, result)
+        if input_to_delete is not None:
+            self._delete_input(*input_to_delete)
 
     def _delete_input(self, bucket: str, path: str) -> None:
         """delete_input_on_success: the outputs are stored, so the upload may go. Failure only logs."""
@@ -97,9 +99,9 @@ class JobRunner:
     def _attempt(self, job: Job, control: JobControl) -> tuple[str, Callable[[], object]]:
         """Process the job; return its end state and the write that records it."""
         try:
-            result = self._process(job, control)
+            result, input_to_delete = self._process(job, control)
             control.check()
-            return "completed", lambda: self.store.complete_job(job.id, result)
+            return "completed", lambda: self._complete(job, result, input_to_delete)
         except CancelRequested:
             return "cancelled", lambda: self.store.cancel_running_job(job.id)
         except ShutdownRequested:
@@ -150,12 +152,13 @@ class JobRunner:
         expected = {"retry": ("pending", "failed"), "released": ("pending",)}.get(outcome, (outcome,))
         return row is not None and row.locked_by is None and row.status in expected
 
-    def _process(self, job: Job, control: JobControl) -> dict[str, Any]:
+    def _process(self, job: Job, control: JobControl) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        """Run the handler and store its outputs; return the result and the input to delete, if asked."""
         handler = get_handler(job.type)
         payload = handler.parse_payload(job.payload)
-        self._delete_after_success = None
+        input_to_delete = None
         if isinstance(payload, InputPayload) and payload.delete_input_on_success:
-            self._delete_after_success = (payload.input.bucket, payload.input.path)
+            input_to_delete = (payload.input.bucket, payload.input.path)
         with work_directory(self.settings.worker_temp_dir, job) as work_dir, translate_failures(control, work_dir):
             report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
             metadata: dict[str, Any] = {}
@@ -176,7 +179,7 @@ class JobRunner:
             verify_artifacts(self.media.ffprobe_path, output.artifacts)
             control.set_stage("uploading", 85)
             outputs = self._upload(job, output.artifacts, control)
-        return {"outputs": outputs, "metadata": {**metadata, **output.metadata}}
+        return {"outputs": outputs, "metadata": {**metadata, **output.metadata}}, input_to_delete
 
     def _fetch_input(self, payload: InputPayload, work_dir: Path, control: JobControl) -> tuple[Path, ProbeResult]:
         """Download the input into the work directory, then probe and gate it."""
