@@ -107,10 +107,11 @@ def threaded(concurrency: int, body) -> float:  # type: ignore[no-untyped-def]
 def store_throughput(url: str, concurrency: int, jobs: int) -> float:
     reset(url, jobs)
 
-    def drain() -> None:
-        store = JobStore(url, "bench:1:x", 60)
-        while (job := store.claim_next_job()) is not None:
-            store.complete_job(job.id, {})
+    def drain() -> None:  # as a slot does it: each completion claims the next job
+        store = JobStore(url, f"bench:1:x/{threading.get_ident()}", 60)
+        job = store.claim_next_job()
+        while job is not None:
+            job = store.complete_and_claim_next(job.id, {})
         store.close()
 
     return jobs / threaded(concurrency, drain)

@@ -115,10 +115,15 @@ class RunOutcome:
 class TaskContext:
     """What a handler whose payload has no `input` gets: a work directory and the controls."""
 
-    work_dir: Path
+    make_work_dir: Callable[[], Path]
     media: MediaSettings
     report_progress: Callable[[float], None]
     should_stop: Callable[[], bool]
+
+    @property
+    def work_dir(self) -> Path:
+        """The job's private directory, created when first asked for."""
+        return self.make_work_dir()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from utils.storage import Storage
 from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
-from worker.db import JobStore, is_transaction_pooler
+from worker.db import Job, JobStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
 from worker.errors import DatabaseUnavailable, ShutdownRequested
 from worker.health import HealthServer, HealthState
@@ -68,32 +68,36 @@ class Slot(threading.Thread):
 
     def _loop(self) -> None:
         w = self.worker
+        # While the queue has work, each completion claims the next job in the same statement.
         runner = JobRunner(self.store, w.storage_factory(), w.settings, w.media, self.heartbeat,
-                           on_finished=w.notifier.submit if w.notifier else None)
+                           on_finished=w.notifier.submit if w.notifier else None,
+                           next_types=lambda: None if w.stopping.is_set() else w.settings.worker_job_types)
         failures = 0
-        while not w.stopping.is_set():
-            try:
-                job = self.store.claim_next_job(w.settings.worker_job_types)
-            except DatabaseUnavailable as exc:
-                failures += 1
-                delay = backoff_delay(failures, 0.5, DB_RETRY_CAP_SECONDS)
-                log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))
-                w.stopping.wait(delay)
-                continue
-            if failures:
-                log.info("database_reconnected")
-                failures = 0
+        job: Job | None = None
+        while job is not None or not w.stopping.is_set():
             if job is None:
-                if w.until_idle:
-                    return
-                self.wakeup.wait(w.settings.worker_poll_interval_seconds)
-                self.wakeup.clear()
-                continue
+                try:
+                    job = self.store.claim_next_job(w.settings.worker_job_types)
+                except DatabaseUnavailable as exc:
+                    failures += 1
+                    delay = backoff_delay(failures, 0.5, DB_RETRY_CAP_SECONDS)
+                    log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))
+                    w.stopping.wait(delay)
+                    continue
+                if failures:
+                    log.info("database_reconnected")
+                    failures = 0
+                if job is None:
+                    if w.until_idle:
+                        return
+                    self.wakeup.wait(w.settings.worker_poll_interval_seconds)
+                    self.wakeup.clear()
+                    continue
             metrics.JOBS_CLAIMED.labels(job.type).inc()
             self.control = JobControl()
             if w.stopping.is_set():  # claimed just as shutdown began: give it straight back
                 self.control.interrupt(ShutdownRequested("worker is shutting down"))
-            runner.run(job, self.control)
+            job = runner.run(job, self.control)
             self.control = None
 
 

@@ -54,13 +54,20 @@ class JobRunner:
     """Runs claimed jobs for one worker slot."""
 
     def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings,
-                 heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None) -> None:
+                 heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None,
+                 next_types: Callable[[], tuple[str, ...] | None] = lambda: None) -> None:
         self.store, self.storage, self.settings, self.media = store, storage, settings, media
         self.heartbeat = heartbeat
         self.on_finished = on_finished  # told of every completed, failed or cancelled job (webhooks)
+        # Asked at each completion: the job types to claim next in the same statement, or None.
+        self.next_types = next_types
 
-    def run(self, job: Job, control: JobControl) -> str:
-        """Run a claimed job to its end state and record it; return that state."""
+    def run(self, job: Job, control: JobControl) -> Job | None:
+        """Run a claimed job to its end state and record it.
+
+        When `next_types()` names job types (all if empty), a completion also claims the next job in
+        the same statement; that job is returned, leased to this worker, for the caller to run.
+        """
         with structlog.contextvars.bound_contextvars(job_id=str(job.id), job_type=job.type, attempt=job.attempts):
             started = time.monotonic()
             write: Callable[[], object]
@@ -73,20 +80,26 @@ class JobRunner:
                     outcome, write = self._attempt(job, control)
                 finally:
                     self.heartbeat.detach()
-            state = self._finish(job, outcome, write)
+            state, next_job = self._finish(job, outcome, write)
             seconds = time.monotonic() - started
             log.info("job_finished", status=state, seconds=round(seconds, 2))
             metrics.JOBS_FINISHED.labels(job.type, state).inc()
             metrics.JOB_DURATION.labels(job.type, state).observe(seconds)
             if state in FINAL_STATES and self.on_finished is not None:
                 self.on_finished(job.id)
-            return state
+            return next_job
 
-    def _complete(self, job: Job, result: dict[str, Any], input_to_delete: tuple[str, str] | None) -> None:
-        """Record the outputs; only then may delete_input_on_success remove the upload."""
-        self.store.complete_job(job.id, result)
+    def _complete(self, job: Job, result: dict[str, Any], input_to_delete: tuple[str, str] | None) -> Job | None:
+        """Record the outputs (and claim the next job, if asked); only then may delete_input_on_success
+        remove the upload."""
+        next_job, next_types = None, self.next_types()
+        if next_types is None:
+            self.store.complete_job(job.id, result)
+        else:
+            next_job = self.store.complete_and_claim_next(job.id, result, next_types)
         if input_to_delete is not None:
             self._delete_input(*input_to_delete)
+        return next_job
 
     def _delete_input(self, bucket: str, path: str) -> None:
         """delete_input_on_success: the outputs are stored, so the upload may go. Failure only logs."""
@@ -124,28 +137,34 @@ class JobRunner:
                                   self.settings.worker_retry_max_seconds)
             return "retry", lambda: self.store.retry_or_fail_job(job.id, message, delay)
 
-    def _finish(self, job: Job, outcome: str, write: Callable[[], object]) -> str:
-        """Record the outcome, retrying while the database is away and our lease still holds."""
+    def _finish(self, job: Job, outcome: str, write: Callable[[], object]) -> tuple[str, Job | None]:
+        """Record the outcome, retrying while the database is away and our lease still holds.
+
+        Returns the job's state and the next job the write claimed, if any."""
         deadline = time.monotonic() + self.settings.worker_lease_seconds
         attempt = 0
         while True:
             try:
+                if attempt:  # the lost reply may have carried a claim we never saw: give it back
+                    self.store.release_unknown_claims(job.id)
                 written = write()
-                return written if isinstance(written, str) else outcome
+                if isinstance(written, Job):
+                    return outcome, written
+                return (written if isinstance(written, str) else outcome), None
             except LeaseLost as exc:
                 if attempt and self._already_written(job, outcome):
-                    return outcome  # the earlier try committed; only its reply was lost
+                    return outcome, None  # the earlier try committed; only its reply was lost
                 log.warning("job_result_not_written", reason=str(exc), outcome=outcome)
-                return "lease_lost"
+                return "lease_lost", None
             except DatabaseUnavailable as exc:
                 attempt += 1
                 if time.monotonic() > deadline:
                     log.error("job_result_not_written", reason=str(exc), outcome=outcome)
-                    return "lease_lost"
+                    return "lease_lost", None
                 time.sleep(backoff_delay(attempt, 0.5, 5.0))
             except Exception:  # noqa: BLE001 - e.g. a read-only database: the lease will expire and the job re-run
                 log.exception("job_result_not_written", outcome=outcome)
-                return "not_written"
+                return "not_written", None
 
     def _already_written(self, job: Job, outcome: str) -> bool:
         row = self.store.get_job(job.id)
@@ -159,17 +178,18 @@ class JobRunner:
         input_to_delete = None
         if isinstance(payload, InputPayload) and payload.delete_input_on_success:
             input_to_delete = (payload.input.bucket, payload.input.path)
-        with work_directory(self.settings.worker_temp_dir, job) as work_dir, translate_failures(control, work_dir):
+        with work_directory(self.settings.worker_temp_dir, job) as work, translate_failures(control, work.path):
             report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
             metadata: dict[str, Any] = {}
             if isinstance(payload, InputPayload):
                 check_input_owner(job, payload)
+                work_dir = work.make()
                 input_path, probed = self._fetch_input(payload, work_dir, control)
                 metadata = probed.to_metadata()
                 ctx: JobContext | TaskContext = JobContext(input_path, probed, work_dir, self.media, report,
                                                            control.should_stop)
             else:
-                ctx = TaskContext(work_dir, self.media, report, control.should_stop)
+                ctx = TaskContext(work.make, self.media, report, control.should_stop)
             control.set_stage("processing", 5)
             processing_started = time.monotonic()
             output = handler.run(payload, ctx)
@@ -260,26 +280,44 @@ def translate_failures(control: JobControl, work_dir: Path) -> Iterator[None]:
         raise StorageUnavailable(str(exc)) from exc
 
 
+class WorkDir:
+    """A job's private (0700) directory, made on first use: a task that writes no files
+    costs no directory (a mkdir and rmtree were a third of a no-op job's time)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._made = False
+
+    def make(self) -> Path:
+        if not self._made:
+            try:
+                self.path.mkdir(mode=0o700)
+            except FileNotFoundError:  # first job, or the temp root was cleaned away under us
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.mkdir(mode=0o700)
+            except FileExistsError:  # left by an earlier process with our (reused) pid
+                shutil.rmtree(self.path, ignore_errors=True)
+                self.path.mkdir(mode=0o700)
+            self._made = True
+        return self.path
+
+    def remove(self) -> None:
+        if self._made:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
 @contextmanager
-def work_directory(root: Path, job: Job) -> Iterator[Path]:
-    """A private (0700) directory for one job, always removed afterwards.
+def work_directory(root: Path, job: Job) -> Iterator[WorkDir]:
+    """The job's work directory, always removed afterwards.
 
     Named job-<id>-<host>-<pid>-<attempt>: unique per attempt; host and pid tell a later worker
     on the same host whether the owner is gone (remove_stale_work_dirs).
     """
-    path = root / f"{WORK_DIR_PREFIX}{job.id}-{HOST}-{os.getpid()}-{job.attempts}"
+    work = WorkDir(root / f"{WORK_DIR_PREFIX}{job.id}-{HOST}-{os.getpid()}-{job.attempts}")
     try:
-        path.mkdir(mode=0o700)
-    except FileNotFoundError:  # first job, or the temp root was cleaned away under us
-        root.mkdir(parents=True, exist_ok=True)
-        path.mkdir(mode=0o700)
-    except FileExistsError:  # left by an earlier process with our (reused) pid
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(mode=0o700)
-    try:
-        yield path
+        yield work
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        work.remove()
 
 
 def remove_stale_work_dirs(root: Path) -> list[Path]:

@@ -102,3 +102,61 @@ def test_concurrent_claimers_never_share_a_job(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         assert conn.execute("select count(*) from public.media_jobs where status='completed' and attempts=1"
                             ).fetchone() == (jobs,)
+
+
+def test_complete_and_claim_next_chains_in_order_and_stops_when_empty(db_url: str) -> None:
+    s = store(db_url)
+    first = s.insert_job("t.a", {"n": 1}, priority=5)
+    second = s.insert_job("t.a", {"n": 2})
+    s.insert_job("t.other", {"n": 3})
+    job = s.claim_next_job(("t.a",))
+    assert job is not None and job.id == first.id
+    chained = s.complete_and_claim_next(job.id, {"outputs": []}, ("t.a",))
+    assert chained is not None and chained.id == second.id
+    assert chained.status == "processing" and chained.locked_by == "test:w1" and chained.attempts == 1
+    done = s.get_job(first.id)
+    assert done is not None and done.status == "completed" and done.result == {"outputs": []}
+    assert s.complete_and_claim_next(chained.id, {}, ("t.a",)) is None  # only t.other is left
+    remaining = s.get_job(second.id)
+    assert remaining is not None and remaining.status == "completed"
+
+
+def test_complete_and_claim_next_claims_nothing_without_our_lease(db_url: str) -> None:
+    s, other = store(db_url), store(db_url, "w2")
+    s.insert_job("t.a", {})
+    waiting = s.insert_job("t.a", {})
+    job = s.claim_next_job()
+    assert job is not None
+    with pytest.raises(LeaseLost):
+        other.complete_and_claim_next(job.id, {})
+    still = s.get_job(waiting.id)
+    assert still is not None and still.status == "pending"  # the failed completion claimed nothing
+    mine = s.get_job(job.id)
+    assert mine is not None and mine.status == "processing"
+
+
+def test_complete_and_claim_next_never_takes_back_the_job_it_completes(db_url: str) -> None:
+    s = store(db_url)
+    s.insert_job("t.a", {})
+    job = s.claim_next_job()
+    assert job is not None
+    with psycopg.connect(db_url, autocommit=True) as conn:  # our lease ran out, but nobody took the job
+        conn.execute("update public.media_jobs set locked_until = now() - interval '1 second' where id = %s",
+                     (job.id,))
+    assert s.complete_and_claim_next(job.id, {}) is None
+    done = s.get_job(job.id)
+    assert done is not None and done.status == "completed" and done.attempts == 1
+
+
+def test_release_unknown_claims_gives_back_all_but_the_running_job(db_url: str) -> None:
+    s = store(db_url)
+    for n in range(3):
+        s.insert_job("t.a", {"n": n})
+    running, orphan_a, orphan_b = s.claim_next_job(), s.claim_next_job(), s.claim_next_job()
+    assert running and orphan_a and orphan_b
+    assert s.release_unknown_claims(running.id) == 2
+    for orphan in (orphan_a, orphan_b):
+        row = s.get_job(orphan.id)
+        assert row is not None and row.status == "pending" and row.attempts == 0 and row.locked_by is None
+    row = s.get_job(running.id)
+    assert row is not None and row.status == "processing" and row.locked_by == "test:w1"

@@ -113,6 +113,19 @@ class JobStore:
     def complete_job(self, job_id: UUID, result: dict[str, Any]) -> None:
         self._finish(queries.COMPLETE_JOB, job_id, result=Jsonb(result))
 
+    def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any], types: tuple[str, ...] = ()) -> Job | None:
+        """complete_job, then claim_next_job, in one statement; return the next job, if any."""
+        rows = self._execute(queries.COMPLETE_AND_CLAIM_NEXT, self._params(
+            job_id, result=Jsonb(result), lease_seconds=self.lease_seconds, types=list(types) or None))
+        row = rows[0]
+        if not row.pop("completed"):
+            raise LeaseLost("the job's lease was lost before it could be finished; nothing was written")
+        return Job(**row) if row["id"] is not None else None
+
+    def release_unknown_claims(self, running_job_id: UUID) -> int:
+        """Give back jobs leased to this worker id other than the one it runs (a lost reply's claim)."""
+        return len(self._execute(queries.RELEASE_UNKNOWN_CLAIMS, self._params(running_job_id)))
+
     def fail_job(self, job_id: UUID, error: str) -> None:
         self._finish(queries.FAIL_JOB, job_id, error=error)
 

