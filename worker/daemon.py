@@ -19,7 +19,7 @@ from utils.storage import Storage
 from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
-from worker.db import Job, JobStore, is_transaction_pooler
+from worker.db import ClaimedJob, JobStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
 from worker.errors import DatabaseUnavailable, ShutdownRequested
 from worker.health import HealthServer, HealthState
@@ -73,7 +73,7 @@ class Slot(threading.Thread):
                            on_finished=w.notifier.submit if w.notifier else None,
                            next_types=lambda: None if w.stopping.is_set() else w.settings.worker_job_types)
         failures = 0
-        job: Job | None = None
+        job: ClaimedJob | None = None
         while job is not None or not w.stopping.is_set():
             if job is None:
                 try:

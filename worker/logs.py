@@ -25,7 +25,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        # Configured once, before the first log line; caching spares a bind() on every call.
+        cache_logger_on_first_use=True,
     )
 
 

@@ -27,7 +27,7 @@ from utils.verify import verify_output
 from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
-from worker.db import Job, JobStore
+from worker.db import ClaimedJob, JobStore
 from worker.errors import (
     CancelRequested,
     DatabaseUnavailable,
@@ -62,7 +62,7 @@ class JobRunner:
         # Asked at each completion: the job types to claim next in the same statement, or None.
         self.next_types = next_types
 
-    def run(self, job: Job, control: JobControl) -> Job | None:
+    def run(self, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
         """Run a claimed job to its end state and record it.
 
         When `next_types()` names job types (all if empty), a completion also claims the next job in
@@ -89,7 +89,8 @@ class JobRunner:
                 self.on_finished(job.id)
             return next_job
 
-    def _complete(self, job: Job, result: dict[str, Any], input_to_delete: tuple[str, str] | None) -> Job | None:
+    def _complete(self, job: ClaimedJob, result: dict[str, Any],
+                  input_to_delete: tuple[str, str] | None) -> ClaimedJob | None:
         """Record the outputs (and claim the next job, if asked); only then may delete_input_on_success
         remove the upload."""
         next_job, next_types = None, self.next_types()
@@ -109,7 +110,7 @@ class JobRunner:
         except StorageError as exc:
             log.warning("input_not_deleted", bucket=bucket, path=path, error=str(exc))
 
-    def _attempt(self, job: Job, control: JobControl) -> tuple[str, Callable[[], object]]:
+    def _attempt(self, job: ClaimedJob, control: JobControl) -> tuple[str, Callable[[], object]]:
         """Process the job; return its end state and the write that records it."""
         try:
             result, input_to_delete = self._process(job, control)
@@ -137,7 +138,7 @@ class JobRunner:
                                   self.settings.worker_retry_max_seconds)
             return "retry", lambda: self.store.retry_or_fail_job(job.id, message, delay)
 
-    def _finish(self, job: Job, outcome: str, write: Callable[[], object]) -> tuple[str, Job | None]:
+    def _finish(self, job: ClaimedJob, outcome: str, write: Callable[[], object]) -> tuple[str, ClaimedJob | None]:
         """Record the outcome, retrying while the database is away and our lease still holds.
 
         Returns the job's state and the next job the write claimed, if any."""
@@ -148,7 +149,7 @@ class JobRunner:
                 if attempt:  # the lost reply may have carried a claim we never saw: give it back
                     self.store.release_unknown_claims(job.id)
                 written = write()
-                if isinstance(written, Job):
+                if isinstance(written, ClaimedJob):
                     return outcome, written
                 return (written if isinstance(written, str) else outcome), None
             except LeaseLost as exc:
@@ -166,12 +167,12 @@ class JobRunner:
                 log.exception("job_result_not_written", outcome=outcome)
                 return "not_written", None
 
-    def _already_written(self, job: Job, outcome: str) -> bool:
+    def _already_written(self, job: ClaimedJob, outcome: str) -> bool:
         row = self.store.get_job(job.id)
         expected = {"retry": ("pending", "failed"), "released": ("pending",)}.get(outcome, (outcome,))
         return row is not None and row.locked_by is None and row.status in expected
 
-    def _process(self, job: Job, control: JobControl) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    def _process(self, job: ClaimedJob, control: JobControl) -> tuple[dict[str, Any], tuple[str, str] | None]:
         """Run the handler and store its outputs; return the result and the input to delete, if asked."""
         handler = get_handler(job.type)
         payload = handler.parse_payload(job.payload)
@@ -213,7 +214,7 @@ class JobRunner:
         check_limits(probed, self.media.limits)
         return input_path, probed
 
-    def _upload(self, job: Job, artifacts: list[Artifact], control: JobControl) -> list[dict[str, Any]]:
+    def _upload(self, job: ClaimedJob, artifacts: list[Artifact], control: JobControl) -> list[dict[str, Any]]:
         outputs = []
         for artifact in artifacts:
             if not artifact.path.is_file() or artifact.path.stat().st_size == 0:
@@ -247,7 +248,7 @@ def verify_artifacts(ffprobe: str, artifacts: list[Artifact]) -> None:
             verify_output(ffprobe, artifact.path, artifact.expect, artifact.name)
 
 
-def check_input_owner(job: Job, payload: InputPayload) -> None:
+def check_input_owner(job: ClaimedJob, payload: InputPayload) -> None:
     """The worker reads with a service key; refuse inputs outside the job owner's folder in media-uploads."""
     if payload.input.bucket != INPUT_BUCKET:
         raise InvalidPayload(f"payload.input.bucket {payload.input.bucket!r} is not allowed: "
@@ -307,7 +308,7 @@ class WorkDir:
 
 
 @contextmanager
-def work_directory(root: Path, job: Job) -> Iterator[WorkDir]:
+def work_directory(root: Path, job: ClaimedJob) -> Iterator[WorkDir]:
     """The job's work directory, always removed afterwards.
 
     Named job-<id>-<host>-<pid>-<attempt>: unique per attempt; host and pid tell a later worker

@@ -44,7 +44,9 @@ def test_claim_order_is_priority_then_run_at_then_created_at(db_url: str) -> Non
 def test_claim_sets_lease_and_counts_the_attempt(db_url: str) -> None:
     s = store(db_url)
     s.insert_job("t.a", {})
-    job = s.claim_next_job()
+    claimed = s.claim_next_job()
+    assert claimed is not None and claimed.attempts == 1
+    job = s.get_job(claimed.id)
     assert job is not None
     assert job.status == "processing" and job.attempts == 1 and job.locked_by == "test:w1"
     assert job.locked_until is not None and job.started_at is not None
@@ -112,8 +114,9 @@ def test_complete_and_claim_next_chains_in_order_and_stops_when_empty(db_url: st
     job = s.claim_next_job(("t.a",))
     assert job is not None and job.id == first.id
     chained = s.complete_and_claim_next(job.id, {"outputs": []}, ("t.a",))
-    assert chained is not None and chained.id == second.id
-    assert chained.status == "processing" and chained.locked_by == "test:w1" and chained.attempts == 1
+    assert chained is not None and chained.id == second.id and chained.attempts == 1
+    leased = s.get_job(chained.id)
+    assert leased is not None and leased.status == "processing" and leased.locked_by == "test:w1"
     done = s.get_job(first.id)
     assert done is not None and done.status == "completed" and done.result == {"outputs": []}
     assert s.complete_and_claim_next(chained.id, {}, ("t.a",)) is None  # only t.other is left

@@ -13,7 +13,7 @@ from handlers.base import Handler, HandlerResult, Payload, TaskContext
 from utils.storage import LocalStorage
 from worker.config import load_settings
 from worker.control import Heartbeat, JobControl
-from worker.db import Job, JobStore
+from worker.db import ClaimedJob, JobStore
 from worker.errors import DatabaseUnavailable
 from worker.runner import JobRunner
 from worker.runtime import media_settings
@@ -35,7 +35,8 @@ class ReplyLostOnce(JobStore):
 
     dropped = False
 
-    def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any], types: tuple[str, ...] = ()) -> Job | None:
+    def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any],
+                                types: tuple[str, ...] = ()) -> ClaimedJob | None:
         next_job = super().complete_and_claim_next(job_id, result, types)
         if not self.dropped:
             self.dropped = True
@@ -75,7 +76,7 @@ def test_a_completion_hands_over_the_next_job_while_the_queue_has_work(db_url: s
         job = store.claim_next_job()
         assert job is not None and job.id == first.id
         chained = runner.run(job, JobControl())
-        assert chained is not None and chained.id == second.id and chained.status == "processing"
+        assert chained is not None and chained.id == second.id
         types = None  # the worker is stopping: a completion claims nothing more
         third = store.insert_job("test.nothing", {})
         assert runner.run(chained, JobControl()) is None

@@ -20,22 +20,34 @@ INSERT_REFUSALS = (psycopg.errors.CheckViolation, psycopg.errors.InsufficientPri
 
 
 @dataclass(frozen=True)
-class Job:
-    """One row of public.media_jobs as the worker saw it when claiming."""
+class ClaimedJob:
+    """What a worker needs of a job it claimed. Only these columns come back from a claim:
+    decoding the whole row cost a fifth of the time from insert to start."""
 
     id: UUID
     user_id: UUID | None
     type: str
-    status: str
     priority: int
     payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+    @property
+    def owner_folder(self) -> str:
+        """The storage folder this job's files belong to."""
+        return str(self.user_id) if self.user_id else "anonymous"
+
+
+@dataclass(frozen=True)
+class Job(ClaimedJob):
+    """One whole row of public.media_jobs."""
+
+    status: str
     result: dict[str, Any] | None
     error: str | None
     errors: list[Any]
     progress: float
     stage: str | None
-    attempts: int
-    max_attempts: int
     run_at: datetime
     locked_by: str | None
     locked_until: datetime | None
@@ -46,11 +58,6 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     webhook_sent_at: datetime | None = None
-
-    @property
-    def owner_folder(self) -> str:
-        """The storage folder this job's files belong to."""
-        return str(self.user_id) if self.user_id else "anonymous"
 
 
 class JobStore:
@@ -88,12 +95,12 @@ class JobStore:
     def _params(self, job_id: UUID, **extra: Any) -> dict[str, Any]:
         return {"job_id": job_id, "worker_id": self.worker_id, **extra}
 
-    def claim_next_job(self, types: tuple[str, ...] = ()) -> Job | None:
+    def claim_next_job(self, types: tuple[str, ...] = ()) -> ClaimedJob | None:
         """Lease the most urgent due job of these types to this worker, or return None."""
         rows = self._execute(queries.CLAIM_NEXT_JOB, {
             "worker_id": self.worker_id, "lease_seconds": self.lease_seconds,
             "types": list(types) or None})
-        return Job(**rows[0]) if rows else None
+        return ClaimedJob(**rows[0]) if rows else None
 
     def renew_lease(self, job_id: UUID, progress: float, stage: str) -> datetime | None:
         """Extend our lease and publish progress; return cancel_requested_at. Raise LeaseLost."""
@@ -113,14 +120,15 @@ class JobStore:
     def complete_job(self, job_id: UUID, result: dict[str, Any]) -> None:
         self._finish(queries.COMPLETE_JOB, job_id, result=Jsonb(result))
 
-    def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any], types: tuple[str, ...] = ()) -> Job | None:
+    def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any],
+                                types: tuple[str, ...] = ()) -> ClaimedJob | None:
         """complete_job, then claim_next_job, in one statement; return the next job, if any."""
         rows = self._execute(queries.COMPLETE_AND_CLAIM_NEXT, self._params(
             job_id, result=Jsonb(result), lease_seconds=self.lease_seconds, types=list(types) or None))
         row = rows[0]
         if not row.pop("completed"):
             raise LeaseLost("the job's lease was lost before it could be finished; nothing was written")
-        return Job(**row) if row["id"] is not None else None
+        return ClaimedJob(**row) if row["id"] is not None else None
 
     def release_unknown_claims(self, running_job_id: UUID) -> int:
         """Give back jobs leased to this worker id other than the one it runs (a lost reply's claim)."""

@@ -11,6 +11,9 @@ JOB_COLUMNS = """
     dedupe_key, created_at, updated_at, started_at, completed_at, webhook_sent_at
 """
 
+# What a claim returns: only what running the job needs (worker.db.jobs.ClaimedJob).
+CLAIMED_COLUMNS = "id, user_id, type, priority, payload, attempts, max_attempts"
+
 # Claim one job and lease it to this worker, in one autocommit statement.
 # First choice: a job whose lease expired (its worker died); these are few and
 # would otherwise wait behind a busy queue forever. Otherwise the most urgent due
@@ -48,7 +51,7 @@ where {guard} j.id = coalesce(
     order by priority desc, run_at, created_at
     limit 1
     for update skip locked))
-returning """ + JOB_COLUMNS
+returning """ + CLAIMED_COLUMNS
 
 CLAIM_NEXT_JOB = _CLAIM.format(guard="", skip="")
 
