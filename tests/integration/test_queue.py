@@ -163,3 +163,16 @@ def test_release_unknown_claims_gives_back_all_but_the_running_job(db_url: str) 
         assert row is not None and row.status == "pending" and row.attempts == 0 and row.locked_by is None
     row = s.get_job(running.id)
     assert row is not None and row.status == "processing" and row.locked_by == "test:w1"
+
+
+def test_only_the_claim_commits_asynchronously(db_url: str) -> None:
+    s = store(db_url)
+    s.insert_job("t.a", {})
+    job = s.claim_next_job()
+    assert job is not None
+    # set_config(..., true) lasts for the claim's own transaction: the completion that follows
+    # on the same connection must still wait for the WAL flush.
+    assert s._execute("show synchronous_commit", {}) == [{"synchronous_commit": "on"}]
+    s.complete_job(job.id, {})
+    done = s.get_job(job.id)
+    assert done is not None and done.status == "completed"
