@@ -179,7 +179,7 @@ class JobRunner:
         input_to_delete = None
         if isinstance(payload, InputPayload) and payload.delete_input_on_success:
             input_to_delete = (payload.input.bucket, payload.input.path)
-        with work_directory(self.settings.worker_temp_dir, job) as work, translate_failures(control, work.path):
+        with WorkDir(self.settings.worker_temp_dir, job) as work, translate_failures(control, work):
             report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
             metadata: dict[str, Any] = {}
             if isinstance(payload, InputPayload):
@@ -262,7 +262,7 @@ def check_input_owner(job: ClaimedJob, payload: InputPayload) -> None:
 
 
 @contextmanager
-def translate_failures(control: JobControl, work_dir: Path) -> Iterator[None]:
+def translate_failures(control: JobControl, work: WorkDir) -> Iterator[None]:
     """Map utils' exceptions onto the job error tree, once; messages name files, not our paths."""
     try:
         yield
@@ -271,7 +271,7 @@ def translate_failures(control: JobControl, work_dir: Path) -> Iterator[None]:
         raise
     except MediaError as exc:
         message = f"{exc}\nffmpeg said:\n{exc.stderr_tail}" if exc.stderr_tail else str(exc)
-        message = message.replace(f"file:{work_dir}/", "").replace(f"{work_dir}/", "")
+        message = message.replace(f"file:{work.path}/", "").replace(f"{work.path}/", "")
         if exc.retryable:
             raise TransientJobError(message) from exc
         raise InputRejected(message) from exc
@@ -282,43 +282,42 @@ def translate_failures(control: JobControl, work_dir: Path) -> Iterator[None]:
 
 
 class WorkDir:
-    """A job's private (0700) directory, made on first use: a task that writes no files
-    costs no directory (a mkdir and rmtree were a third of a no-op job's time)."""
+    """A job's private (0700) directory, made on first use and removed when the job ends.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._made = False
+    A task that writes no files costs no directory: a mkdir and rmtree were a third of a no-op
+    job's time. Named job-<id>-<host>-<pid>-<attempt>: unique per attempt; host and pid tell a
+    later worker on the same host whether the owner is gone (remove_stale_work_dirs).
+    """
+
+    def __init__(self, root: Path, job: ClaimedJob) -> None:
+        self.root = root
+        self.name = f"{WORK_DIR_PREFIX}{job.id}-{HOST}-{os.getpid()}-{job.attempts}"
+        self._made: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._made or self.root / self.name
 
     def make(self) -> Path:
-        if not self._made:
+        if self._made is None:
+            path = self.root / self.name
             try:
-                self.path.mkdir(mode=0o700)
+                path.mkdir(mode=0o700)
             except FileNotFoundError:  # first job, or the temp root was cleaned away under us
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.path.mkdir(mode=0o700)
+                self.root.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700)
             except FileExistsError:  # left by an earlier process with our (reused) pid
-                shutil.rmtree(self.path, ignore_errors=True)
-                self.path.mkdir(mode=0o700)
-            self._made = True
-        return self.path
+                shutil.rmtree(path, ignore_errors=True)
+                path.mkdir(mode=0o700)
+            self._made = path
+        return self._made
 
-    def remove(self) -> None:
-        if self._made:
-            shutil.rmtree(self.path, ignore_errors=True)
+    def __enter__(self) -> WorkDir:
+        return self
 
-
-@contextmanager
-def work_directory(root: Path, job: ClaimedJob) -> Iterator[WorkDir]:
-    """The job's work directory, always removed afterwards.
-
-    Named job-<id>-<host>-<pid>-<attempt>: unique per attempt; host and pid tell a later worker
-    on the same host whether the owner is gone (remove_stale_work_dirs).
-    """
-    work = WorkDir(root / f"{WORK_DIR_PREFIX}{job.id}-{HOST}-{os.getpid()}-{job.attempts}")
-    try:
-        yield work
-    finally:
-        work.remove()
+    def __exit__(self, *exc: object) -> None:
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
 
 
 def remove_stale_work_dirs(root: Path) -> list[Path]:
