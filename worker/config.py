@@ -247,6 +247,9 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(
             f"WORKER_HEARTBEAT_SECONDS={s.worker_heartbeat_seconds:g}: must be shorter than "
             f"WORKER_LEASE_SECONDS={s.worker_lease_seconds:g} (a third of it is a good value)")
+    if "%" in str(s.worker_temp_dir):
+        problems.append(f"WORKER_TEMP_DIR={str(s.worker_temp_dir)!r}: must not contain '%': ffmpeg would read it "
+                        "as part of its numbered output names (thumb_%03d.jpg); choose a directory without it")
     if s.webhook_url and urlsplit(s.webhook_url).scheme not in ("http", "https"):
         problems.append(f"WEBHOOK_URL={s.webhook_url!r}: must be an http(s) URL")
     if s.webhook_url and not s.webhook_secret:

@@ -39,6 +39,11 @@ def test_heartbeat_must_be_shorter_than_lease() -> None:
         load_settings({"WORKER_HEARTBEAT_SECONDS": "60", "WORKER_LEASE_SECONDS": "30"}, env_file=None)
 
 
+def test_a_percent_sign_in_the_temp_dir_is_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match="WORKER_TEMP_DIR='/tmp/100%media'.*must not contain '%'"):
+        load_settings({"WORKER_TEMP_DIR": "/tmp/100%media"}, env_file=None)
+
+
 def test_secrets_are_masked_everywhere() -> None:
     secret_key = "eyJhbGciOiJIUzI1NiJ9.super-secret"
     settings = load_settings({"DATABASE_URL": "postgresql://u:hunter2@db:5432/postgres",
