@@ -19,7 +19,7 @@ from worker import config, doctor, metrics
 from worker.config import Settings, load_settings
 from worker.daemon import EXIT_CONFIG, EXIT_STARTUP_FAILED, Worker
 from worker.db import Job, JobStore, apply_migrations, check_migrations_current
-from worker.errors import ConfigError, MediaWorkerError
+from worker.errors import ConfigError, JobRefused, MediaWorkerError
 from worker.health import HealthState
 from worker.logs import configure_logging, log
 from worker.runtime import INPUT_BUCKET, database_url, media_settings, new_worker_id, open_storage
@@ -175,7 +175,11 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     storage = open_storage(settings, store.bucket_rules())
     storage.upload_file(INPUT_BUCKET, object_path, source, content_type)
     payload = {**extra, "input": {"bucket": INPUT_BUCKET, "path": object_path}}
-    job = store.insert_job(args.type, payload, user_id=args.user_id, priority=args.priority)
+    try:
+        job = store.insert_job(args.type, payload, user_id=args.user_id, priority=args.priority)
+    except JobRefused:
+        storage.delete(INPUT_BUCKET, [object_path])  # no job will ever read it
+        raise
     print(job.id, flush=True)
     if not args.wait:
         return 0

@@ -115,6 +115,15 @@ def test_enqueue_wait_shows_progress_and_outputs(db_url: str, data_dir: Path, sa
     assert any(line.strip().startswith("file://") for line in lines)
 
 
+def test_a_refused_enqueue_leaves_no_uploaded_file_behind(db_url: str, data_dir: Path, sample_clip: Path) -> None:
+    proc = run_cli(["enqueue", "video.process", "--input", str(sample_clip), "--priority", "500"],
+                   worker_env(db_url, data_dir), check=False)
+    assert proc.returncode != 0
+    assert "the database refused the job" in proc.stderr and "priority 500 is outside -100..100" in proc.stderr
+    uploads = data_dir / "storage" / "media-uploads"
+    assert not [p for p in uploads.rglob("*") if p.is_file()]
+
+
 def test_delete_input_on_success_only_on_success(db_url: str, data_dir: Path, sample_clip: Path) -> None:
     uploads = data_dir / "storage" / "media-uploads" / "anonymous"
     put_local_object(data_dir, "media-uploads", "anonymous/ok/clip.mp4", sample_clip)
