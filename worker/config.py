@@ -56,7 +56,9 @@ class Settings:
     worker_concurrency: int = setting(
         "WORKER_CONCURRENCY", 1, "Jobs run at once in one worker process.", minimum=1, maximum=64)
     worker_job_types: tuple[str, ...] = setting(
-        "WORKER_JOB_TYPES", (), "Comma-separated job types this worker takes. Empty: every registered type.")
+        "WORKER_JOB_TYPES", (),
+        "Comma-separated job types this worker takes. Empty: every type; one with no handler here fails, "
+        "so list the types when workers with different handlers share a queue.")
     worker_handler_modules: tuple[str, ...] = setting(
         "WORKER_HANDLER_MODULES", (), "Comma-separated Python modules that register extra handlers.")
     worker_poll_interval_seconds: float = setting(
