@@ -61,10 +61,21 @@ class Slot(threading.Thread):
                 except Exception:  # noqa: BLE001
                     log.exception("slot_crashed")
                     self.control = None
+                    self._give_back_claims()
                     self.worker.stopping.wait(1.0)
         finally:
             self.heartbeat.close()
             self.store.close()
+
+    def _give_back_claims(self) -> None:
+        """After a crash the slot runs nothing: a job it held (or had just claimed) goes back to
+        pending now, attempt not counted, instead of waiting out its lease."""
+        try:
+            released = self.store.release_unknown_claims()
+            if released:
+                log.warning("jobs_released_after_slot_crash", jobs=released)
+        except Exception:  # noqa: BLE001 - the lease expiry still brings the job back
+            log.exception("claims_not_released")
 
     def _loop(self) -> None:
         w = self.worker

@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
+
 from handlers import register
 from handlers.base import Handler, HandlerResult, Payload, TaskContext
 from utils.storage import LocalStorage
 from worker.config import load_settings
 from worker.control import Heartbeat, JobControl
+from worker.daemon import Worker
 from worker.db import ClaimedJob, JobStore
 from worker.errors import DatabaseUnavailable
 from worker.runner import JobRunner
@@ -83,5 +86,34 @@ def test_a_completion_hands_over_the_next_job_while_the_queue_has_work(db_url: s
         left = store.get_job(third.id)
         assert left is not None and left.status == "pending"
         assert not list((tmp_path / "work").glob("job-*"))  # no directory was made for these tasks
+    finally:
+        store.close()
+
+
+def test_a_slot_that_crashes_gives_back_the_job_it_had_claimed(db_url: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    store = JobStore(db_url, "test:setup", lease_seconds=30)
+    first, second = store.insert_job("test.nothing", {}), store.insert_job("test.nothing", {})
+    real_run, crashes = JobRunner.run, []
+
+    def run_then_crash(self: JobRunner, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
+        chained = real_run(self, job, control)
+        if not crashes:  # a bug after the completion that claimed the next job
+            crashes.append(chained)
+            raise RuntimeError("bug in the slot loop (test)")
+        return chained
+
+    monkeypatch.setattr(JobRunner, "run", run_then_crash)
+    settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work"), "LOG_LEVEL": "warning"}, env_file=None)
+    worker = Worker(settings, db_url, media_settings(settings), "test:crash",
+                    storage_factory=lambda: LocalStorage(tmp_path / "storage"), until_idle=True)
+    assert worker.run() == 0
+    try:
+        assert crashes and crashes[0] is not None and crashes[0].id == second.id
+        for job_id in (first.id, second.id):
+            row = store.get_job(job_id)
+            assert row is not None and row.status == "completed"
+        again = store.get_job(second.id)
+        assert again is not None and again.attempts == 1 and again.errors == []  # not "worker lost"
     finally:
         store.close()

@@ -130,9 +130,10 @@ class JobStore:
             raise LeaseLost("the job's lease was lost before it could be finished; nothing was written")
         return ClaimedJob(**row) if row["id"] is not None else None
 
-    def release_unknown_claims(self, running_job_id: UUID) -> int:
+    def release_unknown_claims(self, running_job_id: UUID | None = None) -> int:
         """Give back jobs leased to this worker id other than the one it runs (a lost reply's claim)."""
-        return len(self._execute(queries.RELEASE_UNKNOWN_CLAIMS, self._params(running_job_id)))
+        return len(self._execute(queries.RELEASE_UNKNOWN_CLAIMS, {"worker_id": self.worker_id,
+                                                                  "job_id": running_job_id}))
 
     def fail_job(self, job_id: UUID, error: str) -> None:
         self._finish(queries.FAIL_JOB, job_id, error=error)

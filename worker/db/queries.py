@@ -151,12 +151,13 @@ returning status::text
 """
 
 # Give back claims this slot made but never heard of: the reply of a complete-and-claim was
-# lost with the connection. The slot runs no job but `job_id`, so the others are not running.
+# lost with the connection, or the slot crashed holding one. The slot runs no job but `job_id`
+# (null: none), so the others are not running.
 RELEASE_UNKNOWN_CLAIMS = """
 update public.media_jobs
 set status = 'pending', attempts = greatest(attempts - 1, 0), stage = 'released',
     progress = 0, locked_by = null, locked_until = null, run_at = now()
-where locked_by = %(worker_id)s and status = 'processing' and id <> %(job_id)s
+where locked_by = %(worker_id)s and status = 'processing' and id is distinct from %(job_id)s::uuid
 returning id
 """
 
