@@ -1,6 +1,6 @@
 """Benchmark video.process: the handler vs the same ffmpeg command by hand, and vs one ffmpeg per output.
 
-    python bench/process.py [--seconds 60] [--size 1920x1080] [--preset veryfast]
+    python bench/process.py [--seconds 60] [--size 1920x1080] [--preset veryfast] [--source camera]
 
 Prints wall times and two ratios: handler / bare command (target <= 1.03, the cost of supervision)
 and naive / single pass (target >= 1.5, the gain of decoding once). Not a test: figures vary with the machine.
@@ -33,9 +33,18 @@ def timed(action: Callable[[], object]) -> float:
     return time.monotonic() - started
 
 
-def make_source(path: Path, seconds: int, size: str) -> None:
+# "synthetic": testsrc2 at x264 ultrafast, cheap to decode. "camera": film grain, High profile with
+# B-frames and CABAC at 12 Mb/s, closer to a phone's upload, which costs several times more to decode.
+SOURCES = {
+    "synthetic": ["-c:v", "libx264", "-preset", "ultrafast"],
+    "camera": ["-vf", "noise=alls=10:allf=t", "-c:v", "libx264", "-preset", "faster", "-profile:v", "high",
+               "-bf", "3", "-b:v", "12M"],
+}
+
+
+def make_source(path: Path, seconds: int, size: str, kind: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
-                    "-f", "lavfi", "-i", f"sine=duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-f", "lavfi", "-i", f"sine=duration={seconds}", *SOURCES[kind],
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
 
 
@@ -85,16 +94,17 @@ def main() -> None:
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--preset", default="veryfast", help="x264 preset of the web MP4 (VIDEO_PRESET)")
     parser.add_argument("--rounds", type=int, default=2, help="handler and bare runs, interleaved; best is kept")
+    parser.add_argument("--source", choices=sorted(SOURCES), default="synthetic", help="how the input clip is encoded")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
         root = Path(tmp)
         source = root / "source.mp4"
-        print(f"generating a {args.seconds}s {args.size} source ...", flush=True)
-        make_source(source, args.seconds, args.size)
+        print(f"generating a {args.seconds}s {args.size} {args.source} source ...", flush=True)
+        make_source(source, args.seconds, args.size, args.source)
         handler_s, bare_s = best_single_pass(source, root, args.preset, args.rounds)
         naive_ctx = context(source, root / "naive", args.preset)
         naive_s = timed(lambda: [subprocess.run(argv, check=True) for argv in naive_commands(naive_ctx)])
-    print(f"source: {args.seconds}s {args.size}, preset {args.preset}, outputs: mp4 + poster + {THUMBNAILS} "
+    print(f"source: {args.seconds}s {args.size} {args.source}, preset {args.preset}, outputs: mp4 + poster + {THUMBNAILS} "
           "thumbnails + m4a")
     print(f"handler (supervised, one decode): {handler_s:7.2f}s")
     print(f"bare ffmpeg, same command:        {bare_s:7.2f}s   handler/bare = {handler_s / bare_s:.3f} (target <= 1.03)")

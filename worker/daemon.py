@@ -21,7 +21,7 @@ from worker.config import Settings
 from worker.control import Heartbeat, JobControl
 from worker.db import ClaimedJob, JobStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
-from worker.errors import DatabaseUnavailable, ShutdownRequested
+from worker.errors import DatabaseUnavailable, LeaseLost, ShutdownRequested
 from worker.health import HealthServer, HealthState
 from worker.logs import log
 from worker.notifier import WebhookNotifier
@@ -44,6 +44,7 @@ class Slot(threading.Thread):
         self.worker = worker
         self.wakeup = threading.Event()
         self.control: JobControl | None = None
+        self.running: ClaimedJob | None = None  # the job being run, for crash recovery
         # Each slot holds leases under its own name, so two slots of one process can never
         # both believe they own a job (e.g. one taking back the other's expired lease).
         self.store = JobStore(worker.db_url, f"{worker.worker_id}/{index}", worker.settings.worker_lease_seconds)
@@ -58,24 +59,39 @@ class Slot(threading.Thread):
                 try:
                     self._loop()
                     return
-                except Exception:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001
                     log.exception("slot_crashed")
                     self.control = None
-                    self._give_back_claims()
+                    self._recover_from_crash(exc)
                     self.worker.stopping.wait(1.0)
         finally:
             self.heartbeat.close()
             self.store.close()
 
-    def _give_back_claims(self) -> None:
-        """After a crash the slot runs nothing: a job it held (or had just claimed) goes back to
-        pending now, attempt not counted, instead of waiting out its lease."""
+    def _recover_from_crash(self, exc: Exception) -> None:
+        """The job that crashed the slot counts the attempt, so a bug cannot loop on it forever; a
+        job the slot had just claimed goes back to pending now instead of waiting out its lease."""
+        s = self.worker.settings
         try:
-            released = self.store.release_unknown_claims()
-            if released:
-                log.warning("jobs_released_after_slot_crash", jobs=released)
-        except Exception:  # noqa: BLE001 - the lease expiry still brings the job back
+            if self.running is not None:
+                delay = backoff_delay(self.running.attempts, s.worker_retry_base_seconds, s.worker_retry_max_seconds)
+                try:
+                    self.store.retry_or_fail_job(self.running.id, f"internal error: the worker slot crashed: {exc!r}",
+                                                 delay)
+                except LeaseLost:
+                    pass  # its outcome was written before the crash
+            self._release_unknown_claims(keep=None)
+        except Exception:  # noqa: BLE001 - the lease expiry still brings the jobs back
             log.exception("claims_not_released")
+        finally:
+            self.running = None
+
+    def _release_unknown_claims(self, keep: ClaimedJob | None) -> None:
+        released = self.store.release_unknown_claims(keep.id if keep else None)
+        self.store.reconnected = False
+        if released:
+            log.warning("unknown_claims_released", jobs=released,
+                        reason="this slot held jobs it was not running (a reply lost with the connection, or a crash)")
 
     def _loop(self) -> None:
         w = self.worker
@@ -86,30 +102,33 @@ class Slot(threading.Thread):
         failures = 0
         job: ClaimedJob | None = None
         while job is not None or not w.stopping.is_set():
-            if job is None:
-                try:
-                    job = self.store.claim_next_job(w.settings.worker_job_types)
-                except DatabaseUnavailable as exc:
-                    failures += 1
-                    delay = backoff_delay(failures, 0.5, DB_RETRY_CAP_SECONDS)
-                    log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))
-                    w.stopping.wait(delay)
-                    continue
-                if failures:
-                    log.info("database_reconnected")
-                    failures = 0
+            try:
+                if self.store.reconnected:  # a reply lost with the old connection may have carried a claim
+                    self._release_unknown_claims(keep=job)
                 if job is None:
-                    if w.until_idle:
-                        return
-                    self.wakeup.wait(w.settings.worker_poll_interval_seconds)
-                    self.wakeup.clear()
-                    continue
+                    job = self.store.claim_next_job(w.settings.worker_job_types)
+            except DatabaseUnavailable as exc:
+                failures += 1
+                delay = backoff_delay(failures, 0.5, DB_RETRY_CAP_SECONDS)
+                log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))
+                w.stopping.wait(delay)
+                continue
+            if failures:
+                log.info("database_reconnected")
+                failures = 0
+            if job is None:
+                if w.until_idle:
+                    return
+                self.wakeup.wait(w.settings.worker_poll_interval_seconds)
+                self.wakeup.clear()
+                continue
+            self.running = job
             metrics.JOBS_CLAIMED.labels(job.type).inc()
             self.control = JobControl()
             if w.stopping.is_set():  # claimed just as shutdown began: give it straight back
                 self.control.interrupt(ShutdownRequested("worker is shutting down"))
             job = runner.run(job, self.control)
-            self.control = None
+            self.control = self.running = None
 
 
 class Worker:

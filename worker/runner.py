@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,7 +94,8 @@ class JobRunner:
                   input_to_delete: tuple[str, str] | None) -> ClaimedJob | None:
         """Record the outputs (and claim the next job, if asked); only then may delete_input_on_success
         remove the upload."""
-        next_job, next_types = None, self.next_types()
+        # Chain only when nothing follows the completion: the next job has no heartbeat until it runs.
+        next_job, next_types = None, self.next_types() if input_to_delete is None else None
         if next_types is None:
             self.store.complete_job(job.id, result)
         else:
@@ -107,7 +109,7 @@ class JobRunner:
         try:
             self.storage.delete(bucket, [path])
             log.info("input_deleted", bucket=bucket, path=path)
-        except StorageError as exc:
+        except Exception as exc:  # noqa: BLE001 - the job is completed; a leftover upload is no reason to say otherwise
             log.warning("input_not_deleted", bucket=bucket, path=path, error=str(exc))
 
     def _attempt(self, job: ClaimedJob, control: JobControl) -> tuple[str, Callable[[], object]]:
@@ -146,8 +148,6 @@ class JobRunner:
         attempt = 0
         while True:
             try:
-                if attempt:  # the lost reply may have carried a claim we never saw: give it back
-                    self.store.release_unknown_claims(job.id)
                 written = write()
                 if isinstance(written, ClaimedJob):
                     return outcome, written
@@ -293,12 +293,17 @@ class WorkDir:
         self.root = root
         self.name = f"{WORK_DIR_PREFIX}{job.id}-{HOST}-{os.getpid()}-{job.attempts}"
         self._made: Path | None = None
+        self._lock = threading.Lock()  # a handler's threads may ask for it at once
 
     @property
     def path(self) -> Path:
         return self._made or self.root / self.name
 
     def make(self) -> Path:
+        with self._lock:
+            return self._make()
+
+    def _make(self) -> Path:
         if self._made is None:
             path = self.root / self.name
             try:

@@ -1,6 +1,6 @@
-"""The runner's last write of a job when the database loses its reply: no job may end up leased
-to a worker that does not know it holds it (it would sit until the lease ran out, then count an
-attempt it never made)."""
+"""A slot's last writes when things go wrong: no job may end up leased to a slot that does not
+know it holds it (it would sit until the lease ran out, then count an attempt it never made),
+and no job may crash a slot forever."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 
+import worker.daemon
 from handlers import register
 from handlers.base import Handler, HandlerResult, Payload, TaskContext
 from utils.storage import LocalStorage
@@ -33,87 +34,116 @@ def run_nothing(payload: EmptyPayload, ctx: TaskContext) -> HandlerResult:
 register(Handler("test.nothing", EmptyPayload, run_nothing))
 
 
+def run_worker(db_url: str, tmp_path: Path, **env: str) -> None:
+    settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work"), "LOG_LEVEL": "warning", **env},
+                             env_file=None)
+    worker = Worker(settings, db_url, media_settings(settings), "test:w",
+                    storage_factory=lambda: LocalStorage(tmp_path / "storage"), until_idle=True)
+    assert worker.run() == 0
+
+
+def rows(db_url: str, *job_ids: UUID) -> list[Any]:
+    store = JobStore(db_url, "test:reader", lease_seconds=30)
+    try:
+        return [store.get_job(job_id) for job_id in job_ids]
+    finally:
+        store.close()
+
+
+def insert(db_url: str, count: int, **kwargs: Any) -> list[UUID]:
+    store = JobStore(db_url, "test:setup", lease_seconds=30)
+    try:
+        return [store.insert_job("test.nothing", {}, **kwargs).id for _ in range(count)]
+    finally:
+        store.close()
+
+
 class ReplyLostOnce(JobStore):
-    """A real store whose first complete-and-claim commits, but whose reply never arrives."""
+    """A real store whose first complete-and-claim commits, then loses its connection before the reply."""
 
     dropped = False
 
     def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any],
                                 types: tuple[str, ...] = ()) -> ClaimedJob | None:
         next_job = super().complete_and_claim_next(job_id, result, types)
-        if not self.dropped:
-            self.dropped = True
+        if not ReplyLostOnce.dropped:
+            ReplyLostOnce.dropped = True
+            self.close_connection_abruptly()
             raise DatabaseUnavailable("database connection lost: server closed the connection unexpectedly")
         return next_job
 
+    def close_connection_abruptly(self) -> None:
+        assert self._conn is not None
+        self._conn.close()
 
-def test_a_lost_reply_gives_back_the_job_it_claimed_unseen(db_url: str, tmp_path: Path) -> None:
-    store = ReplyLostOnce(db_url, "test:runner/0", lease_seconds=30)
-    try:
-        first = store.insert_job("test.nothing", {})
-        second = store.insert_job("test.nothing", {})
-        settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
-        runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
-                           Heartbeat(store, 5, 30, name="heartbeat-test"), next_types=lambda: ())
-        job = store.claim_next_job()
-        assert job is not None and job.id == first.id
 
-        assert runner.run(job, JobControl()) is None  # the unseen claim is not run blind
+def test_a_lost_reply_gives_back_the_job_it_claimed_unseen(db_url: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = insert(db_url, 2)
+    monkeypatch.setattr(worker.daemon, "JobStore", ReplyLostOnce)
+    run_worker(db_url, tmp_path)
+    assert ReplyLostOnce.dropped
+    done, released_then_run = rows(db_url, first, second)
+    assert done.status == "completed"
+    # Given back when the slot reconnected (attempt not counted), then claimed and run normally,
+    # not left leased to the slot until the lease ran out.
+    assert released_then_run.status == "completed"
+    assert released_then_run.attempts == 1 and released_then_run.errors == []
 
-        done, waiting = store.get_job(first.id), store.get_job(second.id)
-        assert done is not None and done.status == "completed"
-        assert waiting is not None and waiting.status == "pending"
-        assert waiting.locked_by is None and waiting.attempts == 0  # given back, no attempt counted
-    finally:
-        store.close()
+
+def test_a_slot_that_crashes_gives_back_the_job_it_had_claimed(db_url: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = insert(db_url, 2)
+    real_run, chained = JobRunner.run, []
+
+    def run_then_crash(self: JobRunner, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
+        next_job = real_run(self, job, control)
+        if not chained:  # a bug after the completion that claimed the next job
+            chained.append(next_job)
+            raise RuntimeError("bug in the slot loop (test)")
+        return next_job
+
+    monkeypatch.setattr(JobRunner, "run", run_then_crash)
+    run_worker(db_url, tmp_path)
+    assert chained[0] is not None and chained[0].id == second
+    done, released_then_run = rows(db_url, first, second)
+    assert done.status == "completed" and done.attempts == 1
+    assert released_then_run.status == "completed"
+    assert released_then_run.attempts == 1 and released_then_run.errors == []  # not "worker lost"
+
+
+def test_a_job_that_crashes_the_slot_every_time_ends_failed(db_url: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    (job_id,) = insert(db_url, 1, max_attempts=2)
+
+    def crash(self: JobRunner, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
+        raise RuntimeError("bug in the slot loop (test)")
+
+    monkeypatch.setattr(JobRunner, "run", crash)
+    run_worker(db_url, tmp_path, WORKER_RETRY_BASE_SECONDS="0")
+    (row,) = rows(db_url, job_id)
+    assert row.status == "failed" and row.attempts == 2
+    assert "the worker slot crashed: RuntimeError('bug in the slot loop (test)')" in row.error
+    assert "gave up after 2 attempts" in row.error
 
 
 def test_a_completion_hands_over_the_next_job_while_the_queue_has_work(db_url: str, tmp_path: Path) -> None:
+    first, second = insert(db_url, 2)
     store = JobStore(db_url, "test:runner/0", lease_seconds=30)
     try:
-        first, second = store.insert_job("test.nothing", {}), store.insert_job("test.nothing", {})
         settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
         types: tuple[str, ...] | None = ()
         runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
                            Heartbeat(store, 5, 30, name="heartbeat-test"), next_types=lambda: types)
         job = store.claim_next_job()
-        assert job is not None and job.id == first.id
+        assert job is not None and job.id == first
         chained = runner.run(job, JobControl())
-        assert chained is not None and chained.id == second.id
+        assert chained is not None and chained.id == second
         types = None  # the worker is stopping: a completion claims nothing more
-        third = store.insert_job("test.nothing", {})
+        (third,) = insert(db_url, 1)
         assert runner.run(chained, JobControl()) is None
-        left = store.get_job(third.id)
-        assert left is not None and left.status == "pending"
+        (left,) = rows(db_url, third)
+        assert left.status == "pending"
         assert not list((tmp_path / "work").glob("job-*"))  # no directory was made for these tasks
-    finally:
-        store.close()
-
-
-def test_a_slot_that_crashes_gives_back_the_job_it_had_claimed(db_url: str, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    store = JobStore(db_url, "test:setup", lease_seconds=30)
-    first, second = store.insert_job("test.nothing", {}), store.insert_job("test.nothing", {})
-    real_run, crashes = JobRunner.run, []
-
-    def run_then_crash(self: JobRunner, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
-        chained = real_run(self, job, control)
-        if not crashes:  # a bug after the completion that claimed the next job
-            crashes.append(chained)
-            raise RuntimeError("bug in the slot loop (test)")
-        return chained
-
-    monkeypatch.setattr(JobRunner, "run", run_then_crash)
-    settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work"), "LOG_LEVEL": "warning"}, env_file=None)
-    worker = Worker(settings, db_url, media_settings(settings), "test:crash",
-                    storage_factory=lambda: LocalStorage(tmp_path / "storage"), until_idle=True)
-    assert worker.run() == 0
-    try:
-        assert crashes and crashes[0] is not None and crashes[0].id == second.id
-        for job_id in (first.id, second.id):
-            row = store.get_job(job_id)
-            assert row is not None and row.status == "completed"
-        again = store.get_job(second.id)
-        assert again is not None and again.attempts == 1 and again.errors == []  # not "worker lost"
     finally:
         store.close()

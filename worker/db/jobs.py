@@ -73,6 +73,9 @@ class JobStore:
         self.lease_seconds = lease_seconds
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._lock = threading.Lock()
+        # Set when a lost connection was replaced: a reply lost with it may have carried a claim
+        # this worker never saw (see release_unknown_claims). The slot clears it.
+        self.reconnected = False
 
     def close(self) -> None:
         with self._lock:
@@ -83,6 +86,7 @@ class JobStore:
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         """The open connection, reconnecting after a loss. Call with the lock held."""
         if self._conn is None or self._conn.closed or self._conn.broken:
+            self.reconnected = self.reconnected or self._conn is not None
             self._conn = connect(self.url)
         return self._conn
 
