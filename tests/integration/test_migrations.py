@@ -112,8 +112,19 @@ def test_migrations_skip_a_missing_realtime_publication(empty_db: str) -> None:
     with psycopg.connect(empty_db, autocommit=True, row_factory=dict_row) as conn:  # type: ignore[arg-type]
         install_compat_schema(conn)
         conn.execute("drop publication supabase_realtime")
+        conn.execute("comment on schema auth is null")  # not ours any more: migrate must not recreate it
     apply_migrations(empty_db)
     check_migrations_current(empty_db)
+
+
+def test_migrate_refreshes_the_compat_schema_it_installed(empty_db: str) -> None:
+    apply_migrations(empty_db)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # an embedded database made by an older version lacks what the compat schema gained since
+        conn.execute("drop function storage.filename(text)")
+    assert apply_migrations(empty_db) == []
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("select storage.filename('a/b/c.mp4')").fetchone() == ("c.mp4",)
 
 
 # pg_cron's own schema cannot be created without preloading the library, so this

@@ -36,7 +36,13 @@ values (%(version)s, %(name)s, array[%(sql)s])
 """
 # Serialise concurrent `migrate` runs (several workers starting at once).
 MIGRATION_LOCK = "select pg_advisory_xact_lock(hashtext('media_worker_migrations'))"
-HAS_AUTH_SCHEMA = "select to_regnamespace('auth') is not null as present"
+# The compatibility schema marks `auth` as its own, so that later versions can refresh it; an
+# `auth` schema without the mark is Supabase's (or the user's) and is never touched.
+COMPAT_MARK = "media-worker compatibility schema"
+AUTH_SCHEMA = """
+select to_regnamespace('auth') is not null as present,
+       coalesce(obj_description(to_regnamespace('auth'), 'pg_namespace'), '') as comment
+"""
 HAS_HISTORY = "select to_regclass('supabase_migrations.schema_migrations') is not null as present"
 
 
@@ -63,11 +69,12 @@ def available_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def install_compat_schema(conn: psycopg.Connection[dict[str, Any]]) -> bool:
-    """Install the Supabase compatibility schema on plain Postgres; return True if installed."""
+    """Install (or refresh: it is idempotent) the Supabase compatibility schema on plain Postgres;
+    return True if it was applied, False on a database whose `auth` schema is not ours."""
     with conn.transaction():
         conn.execute(MIGRATION_LOCK)
-        row = conn.execute(HAS_AUTH_SCHEMA).fetchone()
-        if row and row["present"]:
+        row = conn.execute(AUTH_SCHEMA).fetchone()
+        if row and row["present"] and not row["comment"].startswith(COMPAT_MARK):
             return False
         conn.execute(COMPAT_SQL.read_text())
     return True

@@ -1,6 +1,7 @@
 -- The slice of Supabase's own schema that supabase/migrations rely on, for a plain
 -- PostgreSQL (the embedded one, or a test server). Never applied to a Supabase
--- database: the worker installs it only when the `auth` schema is absent.
+-- database: the worker installs it when the `auth` schema is absent, and refreshes it
+-- (every statement here is idempotent) when `auth` carries the comment set at the end.
 -- Mirrors Supabase's names and semantics so the same migrations run unchanged.
 
 do $$
@@ -112,3 +113,5 @@ do $$ begin
   end if;
 exception when insufficient_privilege then null;
 end $$;
+
+comment on schema auth is 'media-worker compatibility schema (worker/db/sql/compat_plain_postgres.sql)';
