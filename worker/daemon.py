@@ -108,6 +108,9 @@ class Slot(threading.Thread):
                 if job is None:
                     job = self.store.claim_next_job(w.settings.worker_job_types)
             except DatabaseUnavailable as exc:
+                if w.stopping.is_set():  # shutting down: a job in hand comes back when its lease runs out
+                    log.warning("database_unavailable_at_shutdown", error=str(exc))
+                    return
                 failures += 1
                 delay = backoff_delay(failures, 0.5, DB_RETRY_CAP_SECONDS)
                 log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))

@@ -42,3 +42,22 @@ def test_worker_survives_restarts_while_idle_and_while_running(private_pg: Priva
     text = log.read_text()
     assert "database_unavailable" in text or "heartbeat_failed" in text
     assert code == 0
+
+
+def test_sigterm_while_the_database_is_down_exits_promptly(private_pg: PrivatePostgres, data_dir: Path,
+                                                         tmp_path: Path) -> None:
+    env = worker_env(private_pg.url, data_dir, WORKER_HANDLER_MODULES="tests.lifecycle_handlers",
+                     WORKER_POLL_INTERVAL_SECONDS=0.2)
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log_path=log)
+    try:
+        wait_until(lambda: "worker_started" in log.read_text(), what="worker start")
+        private_pg.stop()
+        wait_until(lambda: "database_unavailable" in log.read_text(), what="the worker to notice")
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        private_pg.start()
+    assert code == 0
