@@ -73,6 +73,15 @@ class JobContext:
     report_progress: Callable[[float], None]
     should_stop: Callable[[], bool]
 
+    @property
+    def tonemap(self) -> bool:
+        """The input is HDR (PQ or HLG): video outputs must be tone-mapped to SDR BT.709."""
+        return self.probe.video is not None and self.probe.video.hdr is not None
+
+    def tonemap_metadata(self) -> dict[str, Any]:
+        """{"tonemapped_from": "PQ"|"HLG"} for a job whose video outputs were tone-mapped, else {}."""
+        return {"tonemapped_from": self.probe.video.hdr} if self.tonemap and self.probe.video else {}
+
     def run_ffmpeg(self, build: Callable[[Accel], list[str]], share: tuple[float, float] = (0.0, 1.0)) -> RunOutcome:
         """Run build(accel) on the worker's best path; if a hardware run fails, run it again on the CPU.
 

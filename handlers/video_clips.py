@@ -70,7 +70,7 @@ def run(payload: ClipsPayload, ctx: JobContext) -> HandlerResult:
 
     def build(accel: Accel) -> list[str]:
         return clips_command(ctx.media.ffmpeg_path, ctx.input_path, ctx.probe.demuxer, clips, crop=crop,
-                             has_audio=ctx.probe.audio is not None, opts=opts, accel=accel)
+                             has_audio=ctx.probe.audio is not None, opts=opts, accel=accel, tonemap=ctx.tonemap)
 
     outcome = ctx.run_ffmpeg(build)
     audio = "aac" if ctx.probe.audio is not None else None
@@ -79,7 +79,7 @@ def run(payload: ClipsPayload, ctx: JobContext) -> HandlerResult:
                           expect=Expect(video_codec="h264", pix_fmt="yuv420p", size=size, audio_codec=audio,
                                         duration=c.end - c.start, tolerance=0.25))
                  for c in clips]
-    return HandlerResult(artifacts=artifacts, metadata=outcome.metadata())
+    return HandlerResult(artifacts=artifacts, metadata={**outcome.metadata(), **ctx.tonemap_metadata()})
 
 
 HANDLER = register(Handler("video.clips", ClipsPayload, run,

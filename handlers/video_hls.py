@@ -36,14 +36,15 @@ def run(payload: HlsPayload, ctx: JobContext) -> HandlerResult:
     def build(accel: Accel) -> list[str]:
         return hls_command(ctx.media.ffmpeg_path, ctx.input_path, ctx.probe.demuxer, out_dir, ladder,
                            segment_seconds=payload.segment_seconds, frame_rate=video.frame_rate,
-                           has_audio=ctx.probe.audio is not None, preset=ctx.media.web_video.preset, accel=accel)
+                           has_audio=ctx.probe.audio is not None, preset=ctx.media.web_video.preset, accel=accel,
+                           tonemap=ctx.tonemap)
 
     outcome = ctx.run_ffmpeg(build)
     artifacts = [Artifact(kind="hls_master", name="hls/master.m3u8", path=out_dir / "master.m3u8",
                           content_type=PLAYLIST_TYPE, meta={"renditions": [r.name for r in ladder]})]
     for rung in ladder:
         artifacts += rendition_artifacts(ctx, out_dir, rung)
-    return HandlerResult(artifacts=artifacts, metadata=outcome.metadata())
+    return HandlerResult(artifacts=artifacts, metadata={**outcome.metadata(), **ctx.tonemap_metadata()})
 
 
 def rendition_artifacts(ctx: JobContext, out_dir: Path, rung: Rendition) -> list[Artifact]:

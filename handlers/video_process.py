@@ -35,12 +35,13 @@ def run(payload: VideoProcessPayload, ctx: JobContext) -> HandlerResult:
 
     def build(accel: Accel) -> list[str]:
         return video_process_command(ctx.media.ffmpeg_path, ctx.input_path, probe.demuxer, outputs,
-                                     duration=video_duration, has_audio=has_audio, opts=opts, accel=accel)
+                                     duration=video_duration, has_audio=has_audio, opts=opts, accel=accel,
+                                     tonemap=ctx.tonemap)
 
     outcome = ctx.run_ffmpeg(build)
     notes = {} if has_audio or not payload.audio else {"note": "the input has no audio track; no audio.m4a"}
     return HandlerResult(artifacts=_artifacts(ctx, outputs, fit_height(*probe.video.display_size, opts.max_height)),
-                         metadata={**outcome.metadata(), **notes})
+                         metadata={**outcome.metadata(), **ctx.tonemap_metadata(), **notes})
 
 
 def _web_options(payload: VideoProcessPayload, ctx: JobContext) -> WebVideoOptions:

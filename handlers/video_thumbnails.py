@@ -36,7 +36,7 @@ def run(payload: ThumbnailsPayload, ctx: JobContext) -> HandlerResult:
 
     def build(accel: Accel) -> list[str]:
         return thumbnails_command(ctx.media.ffmpeg_path, ctx.input_path, ctx.probe.demuxer, stills,
-                                  sprite=sprite, grid=grid, accel=accel)
+                                  sprite=sprite, grid=grid, accel=accel, tonemap=ctx.tonemap)
 
     outcome = ctx.run_ffmpeg(build)
     thumbs = still_artifacts(stills, "thumbnails")
@@ -50,7 +50,7 @@ def run(payload: ThumbnailsPayload, ctx: JobContext) -> HandlerResult:
         vtt = ctx.work_dir / "storyboard.vtt"
         vtt.write_text(storyboard_vtt(ctx.probe.duration, len(thumbs), stills.size, grid[0], "sprite.jpg"))
         artifacts.append(Artifact(kind="storyboard", name="storyboard.vtt", path=vtt, content_type="text/vtt"))
-    return HandlerResult(artifacts=artifacts, metadata=outcome.metadata())
+    return HandlerResult(artifacts=artifacts, metadata={**outcome.metadata(), **ctx.tonemap_metadata()})
 
 
 HANDLER = register(Handler("video.thumbnails", ThumbnailsPayload, run,

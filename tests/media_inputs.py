@@ -31,6 +31,15 @@ def hevc_10bit(path: Path) -> Path:
     return path
 
 
+def hdr(path: Path, transfer: str) -> Path:
+    """10-bit HEVC tagged BT.2020 with an HDR transfer (smpte2084 = PQ, arib-std-b67 = HLG), as phones record."""
+    ffmpeg("-f", "lavfi", "-i", LAVFI_VIDEO.format(size="160x120", rate=25, seconds=1), "-c:v", "libx265",
+           "-preset", "ultrafast", "-x265-params", f"log-level=error:colorprim=bt2020:transfer={transfer}:"
+           "colormatrix=bt2020nc", "-pix_fmt", "yuv420p10le", "-color_primaries", "bt2020",
+           "-color_trc", transfer, "-colorspace", "bt2020nc", str(path))
+    return path
+
+
 def vfr(path: Path) -> Path:
     """Variable frame rate: frames kept at irregular intervals."""
     ffmpeg("-f", "lavfi", "-i", LAVFI_VIDEO.format(size="160x120", rate=30, seconds=2),
@@ -88,6 +97,8 @@ def generate_inputs(folder: Path) -> dict[str, Path]:
         "one_frame": make_clip(folder / "one_frame.mp4", seconds=0.04, size="160x120", audio=False),
         "vfr": vfr(folder / "vfr.mp4"),
         "hevc10": hevc_10bit(folder / "hevc10.mp4"),
+        "hdr_pq": hdr(folder / "hdr_pq.mp4", "smpte2084"),
+        "hdr_hlg": hdr(folder / "hdr_hlg.mp4", "arib-std-b67"),
         "audio_only": audio_only(folder / "audio_only.m4a"),
         "long_audio": audio_only(folder / "long_audio.m4a", seconds=21),
         "big_frame": make_clip(folder / "big_frame.mp4", seconds=0.04, size="1280x800", audio=False),

@@ -43,6 +43,10 @@ class MediaLimits:
     max_streams: int
 
 
+# ffprobe's color_transfer names of the HDR transfer functions.
+HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+
+
 @dataclass(frozen=True)
 class VideoStream:
     codec: str
@@ -52,6 +56,12 @@ class VideoStream:
     rotation: int
     frame_rate: float | None
     duration: float | None = None
+    color_transfer: str | None = None
+
+    @property
+    def hdr(self) -> str | None:
+        """"PQ" or "HLG" for an HDR stream (iPhones record HLG), None for SDR."""
+        return HDR_TRANSFERS.get(self.color_transfer or "")
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -89,7 +99,7 @@ class ProbeResult:
             w, h = self.video.display_size
             meta["video"] = {"codec": self.video.codec, "width": w, "height": h,
                              "pix_fmt": self.video.pix_fmt, "rotation": self.video.rotation,
-                             "frame_rate": self.video.frame_rate}
+                             "frame_rate": self.video.frame_rate, "hdr": self.video.hdr}
         if self.audio:
             meta["audio"] = {"codec": self.audio.codec, "sample_rate": self.audio.sample_rate,
                              "channels": self.audio.channels}
@@ -135,7 +145,7 @@ def parse_probe(data: dict[str, Any]) -> ProbeResult:
         video=VideoStream(str(video.get("codec_name")), int(video.get("width") or 0),
                           int(video.get("height") or 0), video.get("pix_fmt"), _rotation(video),
                           _frame_rate(video.get("avg_frame_rate")) or _frame_rate(video.get("r_frame_rate")),
-                          _number(video.get("duration")))
+                          _number(video.get("duration")), video.get("color_transfer"))
         if video else None,
         audio=AudioStream(str(audio.get("codec_name")), _number(audio.get("sample_rate"), int),
                           _number(audio.get("channels"), int), _number(audio.get("duration"))) if audio else None,

@@ -74,6 +74,20 @@ def open_input(path: Path, demuxer: str, accel: Accel = CPU) -> Any:
     return ffmpeg.input(f"file:{path}", **options)
 
 
+# Tags for SDR outputs of an HDR source, so that players do not guess.
+SDR_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}
+
+
+def _sdr(video: Any, tonemap: bool) -> Any:
+    """HDR (PQ or HLG, BT.2020) to SDR BT.709 when `tonemap`: linearise, convert the primaries, tone-map
+    (Hable), re-apply the BT.709 transfer. Without it an HDR phone video comes out grey and washed out."""
+    if not tonemap:
+        return video
+    return (video.filter("zscale", t="linear", npl=100).filter("format", "gbrpf32le")
+            .filter("zscale", p="bt709").filter("tonemap", tonemap="hable", desat=0)
+            .filter("zscale", t="bt709", m="bt709", r="tv").filter("format", "yuv420p"))
+
+
 def _scale_even(stream: Any, max_height: int) -> Any:
     # Never upscale; both sides even, as yuv420p H.264 requires.
     cap = max_height - max_height % 2
@@ -94,10 +108,10 @@ def _still(video: Any, dest: Path, at_seconds: float) -> Any:
     return ffmpeg.output(frame, str(dest), vframes=1, **{"q:v": 3})
 
 
-def _selected(video: Any, stills: Stills) -> Any:
+def _selected(video: Any, stills: Stills, tonemap: bool = False) -> Any:
     w, h = stills.size
-    return video.filter("select", select_times_expr(stills.times)).filter("scale", w=w, h=h) \
-        .filter("setsar", 1).filter("format", "yuvj420p")
+    frames = video.filter("select", select_times_expr(stills.times)).filter("scale", w=w, h=h)
+    return _sdr(frames, tonemap).filter("setsar", 1).filter("format", "yuvj420p")
 
 
 def _still_sequence(frames: Any, stills: Stills) -> Any:
@@ -113,17 +127,17 @@ def _audio_file(audio: Any, dest: Path, fmt: str, sample_rate: int | None = None
 
 
 def video_process_command(ffmpeg_path: str, src: Path, demuxer: str, outputs: ProcessOutputs, *, duration: float,
-                          has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU) -> list[str]:
+                          has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU, tonemap: bool = False) -> list[str]:
     """One decode that writes the web MP4, poster, stills and m4a that `outputs` asks for."""
     inp = open_input(src, demuxer, accel)
     wanted = [p for p in (outputs.mp4, outputs.poster, outputs.stills) if p is not None]
     nodes = []
     if wanted:
-        video = _scale_even(inp.video, opts.max_height).filter_multi_output("split", len(wanted))
+        video = _sdr(_scale_even(inp.video, opts.max_height), tonemap).filter_multi_output("split", len(wanted))
         branches = iter(range(len(wanted)))
         if outputs.mp4:
             streams = [_for_encoder(video[next(branches)], accel)] + ([inp.audio] if has_audio else [])
-            nodes.append(_mp4(streams, outputs.mp4, h264_quality_args(accel, opts.crf, opts.preset)))
+            nodes.append(_mp4(streams, outputs.mp4, _tagged(h264_quality_args(accel, opts.crf, opts.preset), tonemap)))
         if outputs.poster:
             nodes.append(_still(video[next(branches)], outputs.poster, poster_time(duration)))
         if outputs.stills:
@@ -134,9 +148,9 @@ def video_process_command(ffmpeg_path: str, src: Path, demuxer: str, outputs: Pr
 
 
 def thumbnails_command(ffmpeg_path: str, src: Path, demuxer: str, stills: Stills, *,
-                       sprite: Path | None, grid: tuple[int, int], accel: Accel = CPU) -> list[str]:
+                       sprite: Path | None, grid: tuple[int, int], accel: Accel = CPU, tonemap: bool = False) -> list[str]:
     """One decode that writes evenly spaced stills and, optionally, a sprite sheet of them."""
-    frames = _selected(open_input(src, demuxer, accel).video, stills)
+    frames = _selected(open_input(src, demuxer, accel).video, stills, tonemap)
     if sprite is None:
         return _compile(ffmpeg_path, [_still_sequence(frames, stills)])
     both = frames.filter_multi_output("split", 2)
@@ -146,11 +160,11 @@ def thumbnails_command(ffmpeg_path: str, src: Path, demuxer: str, stills: Stills
 
 
 def clips_command(ffmpeg_path: str, src: Path, demuxer: str, clips: list[Clip], *, crop: tuple[int, int] | None,
-                  has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU) -> list[str]:
+                  has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU, tonemap: bool = False) -> list[str]:
     """One decode, split and trimmed per clip: frame-accurate, re-encoded clips (optionally centre-cropped)."""
     inp = open_input(src, demuxer, accel)
     video = inp.video.filter("crop", w=crop[0], h=crop[1]) if crop else inp.video
-    videos = _scale_even(video, opts.max_height).filter_multi_output("split", len(clips))
+    videos = _sdr(_scale_even(video, opts.max_height), tonemap).filter_multi_output("split", len(clips))
     audios = inp.audio.filter_multi_output("asplit", len(clips)) if has_audio else None
     nodes = []
     for i, clip in enumerate(clips):
@@ -159,7 +173,7 @@ def clips_command(ffmpeg_path: str, src: Path, demuxer: str, clips: list[Clip], 
         streams = [v]
         if audios is not None:
             streams.append(audios[i].filter("atrim", start=clip.start, end=clip.end).filter("asetpts", "PTS-STARTPTS"))
-        nodes.append(_mp4(streams, clip.dest, h264_quality_args(accel, opts.crf, opts.preset)))
+        nodes.append(_mp4(streams, clip.dest, _tagged(h264_quality_args(accel, opts.crf, opts.preset), tonemap)))
     return _compile(ffmpeg_path, nodes, accel)
 
 
@@ -193,12 +207,12 @@ def audio_extract_command(ffmpeg_path: str, src: Path, demuxer: str, dest: Path,
 
 def hls_command(ffmpeg_path: str, src: Path, demuxer: str, out_dir: Path, ladder: list[Rendition], *,
                 segment_seconds: float, frame_rate: float | None, has_audio: bool, preset: str,
-                accel: Accel = CPU) -> list[str]:
+                accel: Accel = CPU, tonemap: bool = False) -> list[str]:
     """Every rendition from one decode: split + var_stream_map, keyframes aligned on segment boundaries."""
     inp = open_input(src, demuxer, accel)
-    videos = inp.video.filter_multi_output("split", len(ladder))
+    videos = _sdr(inp.video, tonemap).filter_multi_output("split", len(ladder))
     audios = inp.audio.filter_multi_output("asplit", len(ladder)) if has_audio else None
-    streams, args, variants = [], _hls_args(out_dir, segment_seconds, frame_rate, accel), []
+    streams, args, variants = [], _tagged(_hls_args(out_dir, segment_seconds, frame_rate, accel), tonemap), []
     for i, rung in enumerate(ladder):
         streams.append(_for_encoder(videos[i].filter("scale", w=rung.width, h=rung.height).filter("setsar", 1), accel))
         args.update(h264_bitrate_args(accel, i, rung.video_kbps, preset))
@@ -207,6 +221,10 @@ def hls_command(ffmpeg_path: str, src: Path, demuxer: str, out_dir: Path, ladder
         variants.append(f"v:{i},a:{i},name:{rung.name}" if audios is not None else f"v:{i},name:{rung.name}")
     args["var_stream_map"] = " ".join(variants)
     return _compile(ffmpeg_path, [ffmpeg.output(*streams, str(out_dir / "%v" / "index.m3u8"), **args)], accel)
+
+
+def _tagged(args: dict[str, Any], tonemap: bool) -> dict[str, Any]:
+    return {**args, **SDR_TAGS} if tonemap else args
 
 
 def _hls_args(out_dir: Path, segment_seconds: float, frame_rate: float | None, accel: Accel) -> dict[str, Any]:

@@ -37,6 +37,8 @@ def problems(found: ProbeResult, expect: Expect) -> list[str]:
         issues.append(f"expected pixel format {expect.pix_fmt}, found {video.pix_fmt}")
     if video and video.rotation:
         issues.append(f"video still carries a {video.rotation} degree rotation")
+    if video and video.hdr:
+        issues.append(f"video is still tagged {video.hdr} (HDR): it was not tone-mapped to SDR")
     if video and expect.size and (video.width, video.height) != expect.size:
         issues.append(f"expected {expect.size[0]}x{expect.size[1]}, found {video.width}x{video.height}")
     if expect.no_video and video is not None:

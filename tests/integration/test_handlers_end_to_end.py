@@ -114,6 +114,47 @@ def test_video_process_handles_awkward_inputs(worker: LiveWorker, inputs: dict[s
     assert any(n.startswith("thumbnails/") for n in outs)
 
 
+def mean_luma(path: Path, frame_filter: str = "null") -> float:
+    """Average Y (8-bit scale) of the first frame, after `frame_filter`."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-vf",
+                          f"{frame_filter},format=yuv420p,signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-",
+                          "-f", "null", "-"], capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1].split("=")[1])
+
+
+@pytest.mark.parametrize(("name", "transfer"), [("hdr_pq", "PQ"), ("hdr_hlg", "HLG")])
+def test_hdr_video_is_tone_mapped_to_sdr(worker: LiveWorker, inputs: dict[str, Path], name: str,
+                                         transfer: str) -> None:
+    row = worker.submit("video.process", inputs[name], thumbnails=1)
+    outs = outputs_by_name(row)
+    assert row["result"]["metadata"]["tonemapped_from"] == transfer
+    assert row["result"]["metadata"]["video"]["hdr"] == transfer
+    video = streams(worker.stored(outs["video.mp4"]))["video"]
+    assert (video["pix_fmt"], video["color_transfer"], video["color_primaries"]) == ("yuv420p", "bt709", "bt709")
+    # A plain 10- to 8-bit conversion keeps the HDR code values: far brighter, washed-out pictures.
+    naive = mean_luma(inputs[name])
+    assert abs(mean_luma(worker.stored(outs["video.mp4"])) - naive) > 10
+    assert abs(mean_luma(worker.stored(outs["poster.jpg"])) - naive) > 10
+
+
+@pytest.mark.parametrize(("job_type", "payload", "output"), [
+    ("video.clips", {"segments": [{"start": 0, "end": 0.5}]}, "clips/clip_01.mp4"),
+    ("video.hls", {"heights": [120]}, "hls/120p/index.m3u8"),
+    ("video.thumbnails", {"count": 1}, "thumbnails/thumb_001.jpg"),
+])
+def test_hdr_clips_hls_and_thumbnails_are_tone_mapped(worker: LiveWorker, inputs: dict[str, Path], job_type: str,
+                                                      payload: dict[str, Any], output: str) -> None:
+    row = worker.submit(job_type, inputs["hdr_pq"], **payload)
+    outs = outputs_by_name(row)
+    assert row["result"]["metadata"]["tonemapped_from"] == "PQ"
+    stored = worker.stored(outs[output])
+    if output.endswith(".jpg"):
+        assert abs(mean_luma(stored) - mean_luma(inputs["hdr_pq"])) > 10
+    else:
+        video = streams(stored)["video"]
+        assert (video["color_transfer"], video["color_primaries"]) == ("bt709", "bt709")
+
+
 def test_video_process_on_audio_only_input_writes_m4a_and_says_so(worker: LiveWorker,
                                                                    inputs: dict[str, Path]) -> None:
     row = worker.submit("video.process", inputs["audio_only"])

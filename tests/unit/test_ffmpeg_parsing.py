@@ -1,6 +1,7 @@
 from utils.backoff import backoff_delay, retry_after_seconds
 from utils.ffmpeg import parse_probe
 from utils.ffmpeg_supervisor import _Progress, parse_out_time
+from utils.verify import Expect, problems
 
 
 def test_out_time_tolerates_na_and_negative() -> None:
@@ -31,6 +32,20 @@ def test_parse_probe_applies_rotation_to_display_size() -> None:
     assert result.demuxer == "mov"
     assert result.video is not None and result.video.display_size == (1080, 1920)
     assert result.to_metadata()["video"]["width"] == 1080
+
+
+def test_hdr_transfer_is_named_and_an_hdr_tagged_output_fails_verification() -> None:
+    def probed(transfer: str | None) -> dict[str, object]:
+        stream = {"codec_type": "video", "codec_name": "h264", "width": 64, "height": 48, "pix_fmt": "yuv420p"}
+        return {"format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "duration": "1.0", "size": "10"},
+                "streams": [{**stream, "color_transfer": transfer} if transfer else stream]}
+
+    hlg, pq, sdr = (parse_probe(probed(t)) for t in ("arib-std-b67", "smpte2084", "bt709"))
+    assert hlg.video is not None and hlg.video.hdr == "HLG" and hlg.to_metadata()["video"]["hdr"] == "HLG"
+    assert pq.video is not None and pq.video.hdr == "PQ"
+    assert sdr.video is not None and sdr.video.hdr is None
+    assert problems(pq, Expect(video_codec="h264")) == ["video is still tagged PQ (HDR): it was not tone-mapped to SDR"]
+    assert problems(sdr, Expect(video_codec="h264")) == []
 
 
 def test_backoff_grows_caps_and_jitters() -> None:
