@@ -263,8 +263,23 @@ class Worker:
             self.notifier.stop()
         if self.health_server is not None:
             self.health_server.stop()
+        if self.until_idle and not self.signals_received:
+            self._report_jobs_left_running()
         self.maintenance.close()
         log.info("worker_stopped", worker_id=self.worker_id)
+
+    def _report_jobs_left_running(self) -> None:
+        """--until-idle ends when nothing is claimable now; say so when other workers still hold jobs
+        (a killed worker's job comes back only when its lease runs out)."""
+        try:
+            running = self.maintenance.running_jobs()
+        except Exception:  # noqa: BLE001 - a courtesy message must not fail the run
+            return
+        if running:
+            lease_left = max(float(r["lease_left_seconds"] or 0) for r in running)
+            log.info("jobs_still_leased_elsewhere", jobs=len(running), lease_left_seconds=round(max(lease_left, 0), 1),
+                     hint="a job of a worker that died is claimable again once its lease runs out; "
+                          "run again after that, or run without --until-idle")
 
 
 SignalHandler = Callable[[int, FrameType | None], None]

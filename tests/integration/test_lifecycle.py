@@ -265,3 +265,15 @@ def test_stale_work_directories_are_removed_at_start(db_url: str, data_dir: Path
     run_cli(["run", "--until-idle"], env_for(db_url, data_dir))
     assert not stale.exists()
     assert other_host.exists(), "another host's directory was removed on the strength of a local pid"
+
+
+def test_until_idle_says_when_a_job_is_still_leased_to_another_worker(db_url: str, data_dir: Path) -> None:
+    job_id = insert_job(db_url, "test.slow", {"seconds": 1})
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as a worker killed a moment ago leaves it
+        conn.execute("update public.media_jobs set status = 'processing', locked_by = 'gone:1:x/0', attempts = 1, "
+                     "locked_until = now() + interval '45 seconds' where id = %s", (job_id,))
+    proc = run_cli(["run", "--until-idle"], env_for(db_url, data_dir))
+    event = next(json.loads(line) for line in proc.stderr.splitlines() if "jobs_still_leased_elsewhere" in line)
+    assert event["jobs"] == 1 and 30 < event["lease_left_seconds"] <= 45
+    assert "once its lease runs out" in event["hint"]
+    assert job_row(db_url, job_id)["status"] == "processing"  # not taken before its lease ends
