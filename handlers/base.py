@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from utils.ffmpeg import MediaError, MediaLimits, ProbeResult
-from utils.ffmpeg_commands import WebVideoOptions
+from utils.ffmpeg_commands import Tonemap, WebVideoOptions
 from utils.ffmpeg_supervisor import RunLimits, run_ffmpeg
 from utils.media_plan import CPU, Accel
 from utils.verify import Expect
@@ -74,13 +74,22 @@ class JobContext:
     should_stop: Callable[[], bool]
 
     @property
-    def tonemap(self) -> bool:
-        """The input is HDR (PQ or HLG): video outputs must be tone-mapped to SDR BT.709."""
-        return self.probe.video is not None and self.probe.video.hdr is not None
+    def tonemap(self) -> Tonemap | None:
+        """For an HDR input (PQ or HLG), how to tone-map its video outputs to SDR BT.709; else None."""
+        video = self.probe.video
+        if video is None or video.hdr is None:
+            return None
+        # HDR is BT.2020 in practice; fill only what the file left unknown (HLG on BT.709 primaries exists).
+        unknown = (None, "unknown", "unspecified")
+        assume = {"color_primaries": "bt2020"} if video.color_primaries in unknown else {}
+        if video.color_space in unknown:
+            assume["colorspace"] = "bt2020nc"
+        return Tonemap(assume)
 
     def tonemap_metadata(self) -> dict[str, Any]:
         """{"tonemapped_from": "PQ"|"HLG"} for a job whose video outputs were tone-mapped, else {}."""
-        return {"tonemapped_from": self.probe.video.hdr} if self.tonemap and self.probe.video else {}
+        video = self.probe.video
+        return {"tonemapped_from": video.hdr} if video is not None and video.hdr is not None else {}
 
     def run_ffmpeg(self, build: Callable[[Accel], list[str]], share: tuple[float, float] = (0.0, 1.0)) -> RunOutcome:
         """Run build(accel) on the worker's best path; if a hardware run fails, run it again on the CPU.

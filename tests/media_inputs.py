@@ -31,12 +31,19 @@ def hevc_10bit(path: Path) -> Path:
     return path
 
 
-def hdr(path: Path, transfer: str) -> Path:
-    """10-bit HEVC tagged BT.2020 with an HDR transfer (smpte2084 = PQ, arib-std-b67 = HLG), as phones record."""
-    ffmpeg("-f", "lavfi", "-i", LAVFI_VIDEO.format(size="160x120", rate=25, seconds=1), "-c:v", "libx265",
-           "-preset", "ultrafast", "-x265-params", f"log-level=error:colorprim=bt2020:transfer={transfer}:"
-           "colormatrix=bt2020nc", "-pix_fmt", "yuv420p10le", "-color_primaries", "bt2020",
-           "-color_trc", transfer, "-colorspace", "bt2020nc", str(path))
+def hdr(path: Path, transfer: str, size: str = "160x120", tags: str = "all") -> Path:
+    """10-bit video with an HDR transfer (smpte2084 = PQ, arib-std-b67 = HLG), tagged BT.2020 as phones
+    record it, or (tags="transfer") with primaries and matrix left unknown, as some editors write it.
+    HEVC, like phones; FFV1 in Matroska for odd sizes, which HEVC cannot hold in 4:2:0."""
+    tagging = ["-color_trc", transfer]
+    if tags == "all":
+        tagging += ["-color_primaries", "bt2020", "-colorspace", "bt2020nc"]
+    width, height = (int(n) for n in size.split("x"))
+    codec = ["-c:v", "ffv1"] if width % 2 or height % 2 else [
+        "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", f"log-level=error:transfer={transfer}"
+        + (":colorprim=bt2020:colormatrix=bt2020nc" if tags == "all" else "")]
+    ffmpeg("-f", "lavfi", "-i", LAVFI_VIDEO.format(size="320x240", rate=25, seconds=1), "-vf", f"scale={size}",
+           *codec, "-pix_fmt", "yuv420p10le", *tagging, str(path))
     return path
 
 
@@ -99,6 +106,8 @@ def generate_inputs(folder: Path) -> dict[str, Path]:
         "hevc10": hevc_10bit(folder / "hevc10.mp4"),
         "hdr_pq": hdr(folder / "hdr_pq.mp4", "smpte2084"),
         "hdr_hlg": hdr(folder / "hdr_hlg.mp4", "arib-std-b67"),
+        "hdr_pq_untagged": hdr(folder / "hdr_pq_untagged.mp4", "smpte2084", tags="transfer"),
+        "hdr_odd": hdr(folder / "hdr_odd.mkv", "arib-std-b67", size="161x121"),
         "audio_only": audio_only(folder / "audio_only.m4a"),
         "long_audio": audio_only(folder / "long_audio.m4a", seconds=21),
         "big_frame": make_clip(folder / "big_frame.mp4", seconds=0.04, size="1280x800", audio=False),

@@ -57,6 +57,8 @@ class VideoStream:
     frame_rate: float | None
     duration: float | None = None
     color_transfer: str | None = None
+    color_primaries: str | None = None
+    color_space: str | None = None
 
     @property
     def hdr(self) -> str | None:
@@ -145,7 +147,8 @@ def parse_probe(data: dict[str, Any]) -> ProbeResult:
         video=VideoStream(str(video.get("codec_name")), int(video.get("width") or 0),
                           int(video.get("height") or 0), video.get("pix_fmt"), _rotation(video),
                           _frame_rate(video.get("avg_frame_rate")) or _frame_rate(video.get("r_frame_rate")),
-                          _number(video.get("duration")), video.get("color_transfer"))
+                          _number(video.get("duration")), video.get("color_transfer"), video.get("color_primaries"),
+                          video.get("color_space"))
         if video else None,
         audio=AudioStream(str(audio.get("codec_name")), _number(audio.get("sample_rate"), int),
                           _number(audio.get("channels"), int), _number(audio.get("duration"))) if audio else None,

@@ -9,7 +9,7 @@ the probe allow-listed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +78,21 @@ def open_input(path: Path, demuxer: str, accel: Accel = CPU) -> Any:
 SDR_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}
 
 
-def _sdr(video: Any, tonemap: bool) -> Any:
-    """HDR (PQ or HLG, BT.2020) to SDR BT.709 when `tonemap`: linearise, convert the primaries, tone-map
-    (Hable), re-apply the BT.709 transfer. Without it an HDR phone video comes out grey and washed out."""
-    if not tonemap:
+@dataclass(frozen=True)
+class Tonemap:
+    """An HDR source to map to SDR. `assume` fills the colour tags it left unknown (zscale
+    finds no conversion path without them), e.g. {"color_primaries": "bt2020"}."""
+
+    assume: dict[str, str] = field(default_factory=dict)
+
+
+def _sdr(video: Any, tonemap: Tonemap | None) -> Any:
+    """HDR (PQ or HLG) to SDR BT.709: linearise, convert the primaries, tone-map (Hable), re-apply
+    the BT.709 transfer. Without it an HDR phone video comes out grey and washed out."""
+    if tonemap is None:
         return video
+    if tonemap.assume:
+        video = video.filter("setparams", **tonemap.assume)
     return (video.filter("zscale", t="linear", npl=100).filter("format", "gbrpf32le")
             .filter("zscale", p="bt709").filter("tonemap", tonemap="hable", desat=0)
             .filter("zscale", t="bt709", m="bt709", r="tv").filter("format", "yuv420p"))
@@ -108,7 +118,7 @@ def _still(video: Any, dest: Path, at_seconds: float) -> Any:
     return ffmpeg.output(frame, str(dest), vframes=1, **{"q:v": 3})
 
 
-def _selected(video: Any, stills: Stills, tonemap: bool = False) -> Any:
+def _selected(video: Any, stills: Stills, tonemap: Tonemap | None = None) -> Any:
     w, h = stills.size
     frames = video.filter("select", select_times_expr(stills.times)).filter("scale", w=w, h=h)
     return _sdr(frames, tonemap).filter("setsar", 1).filter("format", "yuvj420p")
@@ -127,7 +137,8 @@ def _audio_file(audio: Any, dest: Path, fmt: str, sample_rate: int | None = None
 
 
 def video_process_command(ffmpeg_path: str, src: Path, demuxer: str, outputs: ProcessOutputs, *, duration: float,
-                          has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU, tonemap: bool = False) -> list[str]:
+                          has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU,
+                          tonemap: Tonemap | None = None) -> list[str]:
     """One decode that writes the web MP4, poster, stills and m4a that `outputs` asks for."""
     inp = open_input(src, demuxer, accel)
     wanted = [p for p in (outputs.mp4, outputs.poster, outputs.stills) if p is not None]
@@ -148,7 +159,8 @@ def video_process_command(ffmpeg_path: str, src: Path, demuxer: str, outputs: Pr
 
 
 def thumbnails_command(ffmpeg_path: str, src: Path, demuxer: str, stills: Stills, *,
-                       sprite: Path | None, grid: tuple[int, int], accel: Accel = CPU, tonemap: bool = False) -> list[str]:
+                       sprite: Path | None, grid: tuple[int, int], accel: Accel = CPU,
+                       tonemap: Tonemap | None = None) -> list[str]:
     """One decode that writes evenly spaced stills and, optionally, a sprite sheet of them."""
     frames = _selected(open_input(src, demuxer, accel).video, stills, tonemap)
     if sprite is None:
@@ -160,7 +172,7 @@ def thumbnails_command(ffmpeg_path: str, src: Path, demuxer: str, stills: Stills
 
 
 def clips_command(ffmpeg_path: str, src: Path, demuxer: str, clips: list[Clip], *, crop: tuple[int, int] | None,
-                  has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU, tonemap: bool = False) -> list[str]:
+                  has_audio: bool, opts: WebVideoOptions, accel: Accel = CPU, tonemap: Tonemap | None = None) -> list[str]:
     """One decode, split and trimmed per clip: frame-accurate, re-encoded clips (optionally centre-cropped)."""
     inp = open_input(src, demuxer, accel)
     video = inp.video.filter("crop", w=crop[0], h=crop[1]) if crop else inp.video
@@ -207,10 +219,12 @@ def audio_extract_command(ffmpeg_path: str, src: Path, demuxer: str, dest: Path,
 
 def hls_command(ffmpeg_path: str, src: Path, demuxer: str, out_dir: Path, ladder: list[Rendition], *,
                 segment_seconds: float, frame_rate: float | None, has_audio: bool, preset: str,
-                accel: Accel = CPU, tonemap: bool = False) -> list[str]:
+                accel: Accel = CPU, tonemap: Tonemap | None = None) -> list[str]:
     """Every rendition from one decode: split + var_stream_map, keyframes aligned on segment boundaries."""
     inp = open_input(src, demuxer, accel)
-    videos = _sdr(inp.video, tonemap).filter_multi_output("split", len(ladder))
+    # Tone-map once, at the top rung's (even) size: odd HDR sizes cannot be converted, and smaller is cheaper.
+    video = inp.video if tonemap is None else _sdr(_scale_even(inp.video, max(r.height for r in ladder)), tonemap)
+    videos = video.filter_multi_output("split", len(ladder))
     audios = inp.audio.filter_multi_output("asplit", len(ladder)) if has_audio else None
     streams, args, variants = [], _tagged(_hls_args(out_dir, segment_seconds, frame_rate, accel), tonemap), []
     for i, rung in enumerate(ladder):
@@ -223,8 +237,8 @@ def hls_command(ffmpeg_path: str, src: Path, demuxer: str, out_dir: Path, ladder
     return _compile(ffmpeg_path, [ffmpeg.output(*streams, str(out_dir / "%v" / "index.m3u8"), **args)], accel)
 
 
-def _tagged(args: dict[str, Any], tonemap: bool) -> dict[str, Any]:
-    return {**args, **SDR_TAGS} if tonemap else args
+def _tagged(args: dict[str, Any], tonemap: Tonemap | None) -> dict[str, Any]:
+    return {**args, **SDR_TAGS} if tonemap is not None else args
 
 
 def _hls_args(out_dir: Path, segment_seconds: float, frame_rate: float | None, accel: Accel) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def mean_luma(path: Path, frame_filter: str = "null") -> float:
     return float(out.strip().splitlines()[-1].split("=")[1])
 
 
-@pytest.mark.parametrize(("name", "transfer"), [("hdr_pq", "PQ"), ("hdr_hlg", "HLG")])
+@pytest.mark.parametrize(("name", "transfer"), [("hdr_pq", "PQ"), ("hdr_hlg", "HLG"), ("hdr_pq_untagged", "PQ")])
 def test_hdr_video_is_tone_mapped_to_sdr(worker: LiveWorker, inputs: dict[str, Path], name: str,
                                          transfer: str) -> None:
     row = worker.submit("video.process", inputs[name], thumbnails=1)
@@ -153,6 +153,15 @@ def test_hdr_clips_hls_and_thumbnails_are_tone_mapped(worker: LiveWorker, inputs
     else:
         video = streams(stored)["video"]
         assert (video["color_transfer"], video["color_primaries"]) == ("bt709", "bt709")
+
+
+def test_hls_of_an_odd_sized_hdr_input_is_tone_mapped(worker: LiveWorker, inputs: dict[str, Path]) -> None:
+    row = worker.submit("video.hls", inputs["hdr_odd"], heights=[120, 60])
+    outs = outputs_by_name(row)
+    assert row["result"]["metadata"]["tonemapped_from"] == "HLG"
+    for rendition in ("120p", "60p"):
+        video = streams(worker.stored(outs[f"hls/{rendition}/index.m3u8"]))["video"]
+        assert video["color_transfer"] == "bt709" and video["width"] % 2 == 0
 
 
 def test_video_process_on_audio_only_input_writes_m4a_and_says_so(worker: LiveWorker,
