@@ -269,17 +269,21 @@ class Worker:
         log.info("worker_stopped", worker_id=self.worker_id)
 
     def _report_jobs_left_running(self) -> None:
-        """--until-idle ends when nothing is claimable now; say so when other workers still hold jobs
-        (a killed worker's job comes back only when its lease runs out)."""
+        """--until-idle ends when nothing is claimable now; say what is not claimable yet (a killed
+        worker's job comes back only when its lease runs out, a retry only after its backoff)."""
         try:
-            running = self.maintenance.running_jobs()
+            left = self.maintenance.not_yet_claimable(self.settings.worker_job_types)
         except Exception:  # noqa: BLE001 - a courtesy message must not fail the run
             return
-        if running:
-            lease_left = max(float(r["lease_left_seconds"] or 0) for r in running)
-            log.info("jobs_still_leased_elsewhere", jobs=len(running), lease_left_seconds=round(max(lease_left, 0), 1),
-                     hint="a job of a worker that died is claimable again once its lease runs out; "
-                          "run again after that, or run without --until-idle")
+        if left["leased"] or left["waiting"]:
+            log.info("jobs_not_claimable_yet", leased_to_other_workers=left["leased"],
+                     first_lease_ends_in_seconds=_seconds(left["lease_ends_in_seconds"]),
+                     waiting_for_retry=left["waiting"], first_retry_in_seconds=_seconds(left["next_due_in_seconds"]),
+                     hint="run again once they are due, or run without --until-idle")
+
+
+def _seconds(value: object) -> float | None:
+    return None if value is None else round(max(float(value), 0.0), 1)  # type: ignore[arg-type]
 
 
 SignalHandler = Callable[[int, FrameType | None], None]

@@ -267,13 +267,18 @@ def test_stale_work_directories_are_removed_at_start(db_url: str, data_dir: Path
     assert other_host.exists(), "another host's directory was removed on the strength of a local pid"
 
 
-def test_until_idle_says_when_a_job_is_still_leased_to_another_worker(db_url: str, data_dir: Path) -> None:
-    job_id = insert_job(db_url, "test.slow", {"seconds": 1})
-    with psycopg.connect(db_url, autocommit=True) as conn:  # as a worker killed a moment ago leaves it
-        conn.execute("update public.media_jobs set status = 'processing', locked_by = 'gone:1:x/0', attempts = 1, "
-                     "locked_until = now() + interval '45 seconds' where id = %s", (job_id,))
-    proc = run_cli(["run", "--until-idle"], env_for(db_url, data_dir))
-    event = next(json.loads(line) for line in proc.stderr.splitlines() if "jobs_still_leased_elsewhere" in line)
-    assert event["jobs"] == 1 and 30 < event["lease_left_seconds"] <= 45
-    assert "once its lease runs out" in event["hint"]
-    assert job_row(db_url, job_id)["status"] == "processing"  # not taken before its lease ends
+def test_until_idle_says_which_jobs_are_not_claimable_yet(db_url: str, data_dir: Path) -> None:
+    leased = insert_job(db_url, "test.slow", {"seconds": 1})
+    retrying = insert_job(db_url, "test.slow", {"seconds": 1})
+    other_type = insert_job(db_url, "media.probe", {"input": {"path": "anonymous/x/y.mp4"}})
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as workers killed a moment ago leave them
+        for job_id in (leased, other_type):
+            conn.execute("update public.media_jobs set status = 'processing', locked_by = 'gone:1:x/0', "
+                         "attempts = 1, locked_until = now() + interval '45 seconds' where id = %s", (job_id,))
+        conn.execute("update public.media_jobs set run_at = now() + interval '10 minutes' where id = %s", (retrying,))
+    proc = run_cli(["run", "--until-idle"], env_for(db_url, data_dir, WORKER_JOB_TYPES="test.slow"))
+    event = next(json.loads(line) for line in proc.stderr.splitlines() if "jobs_not_claimable_yet" in line)
+    assert event["leased_to_other_workers"] == 1  # the media.probe job is not this worker's business
+    assert 30 < event["first_lease_ends_in_seconds"] <= 45
+    assert event["waiting_for_retry"] == 1 and 500 < event["first_retry_in_seconds"] <= 600
+    assert job_row(db_url, leased)["status"] == "processing"  # not taken before its lease ends

@@ -1,11 +1,12 @@
 """Migrations from scratch, twice, and the compatibility schema for plain Postgres."""
 
+import uuid
+
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from worker.db import apply_migrations, check_migrations_current
-from worker.db.migrations import available_migrations, install_compat_schema
+from worker.db.migrations import available_migrations
 from worker.errors import MigrationsNotCurrent
 
 
@@ -108,23 +109,42 @@ def test_every_migration_applies_twice(db_url: str) -> None:
     check_migrations_current(db_url)
 
 
-def test_migrations_skip_a_missing_realtime_publication(empty_db: str) -> None:
-    with psycopg.connect(empty_db, autocommit=True, row_factory=dict_row) as conn:  # type: ignore[arg-type]
-        install_compat_schema(conn)
-        conn.execute("drop publication supabase_realtime")
-        conn.execute("comment on schema auth is null")  # not ours any more: migrate must not recreate it
-    apply_migrations(empty_db)
-    check_migrations_current(empty_db)
-
-
-def test_migrate_refreshes_the_compat_schema_it_installed(empty_db: str) -> None:
+@pytest.mark.parametrize("made_by", ["this version", "a version before the mark"])
+def test_migrate_refreshes_the_compat_schema_it_installed(empty_db: str, made_by: str) -> None:
     apply_migrations(empty_db)
     with psycopg.connect(empty_db, autocommit=True) as conn:
+        if made_by != "this version":
+            conn.execute("comment on schema auth is null")
         # an embedded database made by an older version lacks what the compat schema gained since
         conn.execute("drop function storage.filename(text)")
     assert apply_migrations(empty_db) == []
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("select storage.filename('a/b/c.mp4')").fetchone() == ("c.mp4",)
+
+
+def test_migrate_by_a_role_that_does_not_own_the_compat_schema_changes_nothing(empty_db: str) -> None:
+    apply_migrations(empty_db)
+    role = f"mw_migrator_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        database = conn.info.dbname
+        conn.execute(f"create role {role} login")
+        conn.execute(f"grant create on database {database} to {role}")
+        conn.execute(f"grant usage, create on schema supabase_migrations to {role}")
+        conn.execute(f"grant select on supabase_migrations.schema_migrations to {role}")
+    try:
+        assert apply_migrations(libpq_url_as(empty_db, role)) == []
+        check_migrations_current(libpq_url_as(empty_db, role))
+    finally:
+        with psycopg.connect(empty_db, autocommit=True) as conn:
+            conn.execute(f"drop owned by {role}")
+            conn.execute(f"drop role {role}")
+
+
+def libpq_url_as(url: str, user: str) -> str:
+    """`url` with another user name (trust authentication, as on the test servers)."""
+    with psycopg.connect(url) as conn:
+        host, port, dbname = conn.info.host, conn.info.port, conn.info.dbname
+    return psycopg.conninfo.make_conninfo(host=host, port=port, dbname=dbname, user=user)
 
 
 # pg_cron's own schema cannot be created without preloading the library, so this

@@ -195,6 +195,10 @@ class JobStore:
     def running_jobs(self) -> list[dict[str, Any]]:
         return self._execute(queries.RUNNING_JOBS, {})
 
+    def not_yet_claimable(self, types: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Jobs of these types leased to other workers, or waiting for their retry time."""
+        return self._execute(queries.NOT_YET_CLAIMABLE, {"types": list(types) or None})[0]
+
     def delete_old_jobs(self, retention_days: float, failed_retention_days: float) -> int | None:
         """Delete finished jobs past retention; None when another worker holds the housekeeping lock."""
         with self._lock, translate_errors():

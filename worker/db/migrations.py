@@ -36,12 +36,23 @@ values (%(version)s, %(name)s, array[%(sql)s])
 """
 # Serialise concurrent `migrate` runs (several workers starting at once).
 MIGRATION_LOCK = "select pg_advisory_xact_lock(hashtext('media_worker_migrations'))"
-# The compatibility schema marks `auth` as its own, so that later versions can refresh it; an
-# `auth` schema without the mark is Supabase's (or the user's) and is never touched.
+# The compatibility schema marks `auth` as its own, so that later versions can refresh it. Before
+# the mark existed it was recognisable by shape: an auth.users of exactly (id, email, created_at)
+# and none of Supabase Auth's tables. (Catalog look-ups, not to_regclass: a role without USAGE on
+# auth may run migrate too.) Anything else is Supabase's (or the user's) and never
+# touched; nor is a schema another role owns (its owner applies the refresh).
 COMPAT_MARK = "media-worker compatibility schema"
 AUTH_SCHEMA = """
-select to_regnamespace('auth') is not null as present,
-       coalesce(obj_description(to_regnamespace('auth'), 'pg_namespace'), '') as comment
+select n.oid is not null as present,
+       coalesce(pg_get_userbyid(n.nspowner) = current_user, false) as owned,
+       coalesce(obj_description(n.oid, 'pg_namespace'), '') as comment,
+       coalesce((select array_agg(a.attname::text order by a.attname)
+                 from pg_attribute a join pg_class c on c.oid = a.attrelid
+                 where c.relnamespace = n.oid and c.relname = 'users' and a.attnum > 0 and not a.attisdropped)
+                = array['created_at', 'email', 'id'], false)
+         and not exists (select from pg_class c where c.relnamespace = n.oid and c.relname = 'identities')
+         as compat_shaped
+from (select 1) as one left join pg_namespace n on n.nspname = 'auth'
 """
 HAS_HISTORY = "select to_regclass('supabase_migrations.schema_migrations') is not null as present"
 
@@ -74,7 +85,8 @@ def install_compat_schema(conn: psycopg.Connection[dict[str, Any]]) -> bool:
     with conn.transaction():
         conn.execute(MIGRATION_LOCK)
         row = conn.execute(AUTH_SCHEMA).fetchone()
-        if row and row["present"] and not row["comment"].startswith(COMPAT_MARK):
+        ours = row is not None and (row["comment"].startswith(COMPAT_MARK) or row["compat_shaped"])
+        if row and row["present"] and not (ours and row["owned"]):
             return False
         conn.execute(COMPAT_SQL.read_text())
     return True

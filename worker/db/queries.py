@@ -206,6 +206,18 @@ where status = 'processing'
 order by started_at
 """
 
+# `run --until-idle` at its end: jobs of these types it could not claim yet, leased to other
+# workers or waiting for a retry's backoff, and when the first of each becomes claimable.
+NOT_YET_CLAIMABLE = """
+select count(*) filter (where status = 'processing') as leased,
+       extract(epoch from min(locked_until) filter (where status = 'processing') - now()) as lease_ends_in_seconds,
+       count(*) filter (where status = 'pending') as waiting,
+       extract(epoch from min(run_at) filter (where status = 'pending') - now()) as next_due_in_seconds
+from public.media_jobs
+where (status = 'processing' or (status = 'pending' and run_at > now()))
+  and (%(types)s::text[] is null or type = any(%(types)s::text[]))
+"""
+
 # Housekeeping: one worker at a time (the lock is released at commit), deleting finished
 # jobs past their retention. Failed jobs are kept longer, for post-mortems.
 HOUSEKEEPING_LOCK = "select pg_try_advisory_xact_lock(hashtext('media_worker_housekeeping')) as locked"

@@ -1,7 +1,9 @@
 -- The slice of Supabase's own schema that supabase/migrations rely on, for a plain
 -- PostgreSQL (the embedded one, or a test server). Never applied to a Supabase
--- database: the worker installs it when the `auth` schema is absent, and refreshes it
--- (every statement here is idempotent) when `auth` carries the comment set at the end.
+-- database: the worker installs it when the `auth` schema is absent, and refreshes it on
+-- every migrate when `auth` is its own (the comment set at the end). So every statement here
+-- must be idempotent, and nothing here may define what a migration changes later: the
+-- refresh would silently put it back.
 -- Mirrors Supabase's names and semantics so the same migrations run unchanged.
 
 do $$
