@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from handlers.base import MediaSettings
 from utils.backoff import backoff_delay
@@ -264,11 +265,11 @@ class Worker:
         if self.health_server is not None:
             self.health_server.stop()
         if self.until_idle and not self.signals_received:
-            self._report_jobs_left_running()
+            self._report_jobs_not_claimable_yet()
         self.maintenance.close()
         log.info("worker_stopped", worker_id=self.worker_id)
 
-    def _report_jobs_left_running(self) -> None:
+    def _report_jobs_not_claimable_yet(self) -> None:
         """--until-idle ends when nothing is claimable now; say what is not claimable yet (a killed
         worker's job comes back only when its lease runs out, a retry only after its backoff)."""
         try:
@@ -282,8 +283,9 @@ class Worker:
                      hint="run again once they are due, or run without --until-idle")
 
 
-def _seconds(value: object) -> float | None:
-    return None if value is None else round(max(float(value), 0.0), 1)  # type: ignore[arg-type]
+def _seconds(value: Any) -> float | None:
+    """A Postgres interval in seconds (a Decimal), for a log line."""
+    return None if value is None else round(max(float(value), 0.0), 1)
 
 
 SignalHandler = Callable[[int, FrameType | None], None]
