@@ -5,7 +5,7 @@
 Uses BENCH_DATABASE_URL or TEST_DATABASE_URL (a server where it may create the database
 mw_bench), else the embedded PostgreSQL. Prints figures and ours/baseline ratios:
 - no-op job throughput at concurrency 1 and 8 over a backlog, through the real daemon
-  (slots, runner, heartbeat, work directories) and through the bare queue statements;
+  (dispatcher, slots, runner, heartbeats, work directories);
 - insert-to-start latency p50/p95/p99 over single inserts from another process (LISTEN/NOTIFY
   wake-ups), in interleaved rounds with the baseline;
 - the cost of one claim (and of claim + complete) with a large history of completed rows kept.
@@ -104,19 +104,6 @@ def threaded(concurrency: int, body) -> float:  # type: ignore[no-untyped-def]
     for t in threads:
         t.join()
     return time.perf_counter() - started
-
-
-def store_throughput(url: str, concurrency: int, jobs: int) -> float:
-    reset(url, jobs)
-
-    def drain() -> None:  # as a slot does it: each completion claims the next job
-        store = JobStore(url, f"bench:1:x/{threading.get_ident()}", 60)
-        job = store.claim_next_job()
-        while job is not None:
-            job = store.complete_and_claim_next(job.id, {})
-        store.close()
-
-    return jobs / threaded(concurrency, drain)
 
 
 def raw_throughput(url: str, concurrency: int, jobs: int) -> float:
@@ -254,9 +241,8 @@ def main() -> None:
     print(f"{'throughput (jobs/s)':<34} {'ours':>9} {'raw SQL':>9} {'ratio':>7}")
     for c in (1, 8):
         raw = raw_throughput(url, c, args.jobs)
-        for label, ours in ((f"daemon, concurrency {c}", daemon_throughput(url, c, args.jobs, tmp)),
-                            (f"queue statements, concurrency {c}", store_throughput(url, c, args.jobs))):
-            print(f"{label:<34} {ours:9.0f} {raw:9.0f} {ours / raw:7.2f}")
+        ours = daemon_throughput(url, c, args.jobs, tmp)
+        print(f"{f'daemon, concurrency {c}':<34} {ours:9.0f} {raw:9.0f} {ours / raw:7.2f}")
     # Interleaved rounds, so that a noisy spell of the shared machine hits both sides alike.
     ours_samples: list[float] = []
     raw_samples: list[float] = []

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
+from uuid import UUID
 
 from handlers.base import MediaSettings
 from utils.backoff import backoff_delay
@@ -22,6 +23,7 @@ from worker.config import Settings
 from worker.control import Heartbeat, JobControl
 from worker.db import ClaimedJob, JobStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
+from worker.dispatcher import Dispatcher
 from worker.errors import DatabaseUnavailable, LeaseLost, ShutdownRequested
 from worker.health import HealthServer, HealthState
 from worker.logs import log
@@ -31,19 +33,18 @@ from worker.runner import JobRunner, remove_stale_work_dirs
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_STARTUP_FAILED = 3
-DB_RETRY_CAP_SECONDS = 30.0
 HOUSEKEEPING_INTERVAL_SECONDS = 300.0
 QUEUE_SAMPLE_SECONDS = 15.0
 WEBHOOK_SWEEP_SECONDS = 60.0
 
 
 class Slot(threading.Thread):
-    """One job at a time: claim, run, repeat. Each slot has its own connection."""
+    """One job at a time: take one from the dispatcher, run it, repeat. Each slot holds leases
+    under its own name and has its own connection for heartbeats and final writes."""
 
     def __init__(self, index: int, worker: Worker) -> None:
         super().__init__(name=f"slot-{index}", daemon=True)
         self.worker = worker
-        self.wakeup = threading.Event()
         self.control: JobControl | None = None
         self.running: ClaimedJob | None = None  # the job being run, for crash recovery
         # Each slot holds leases under its own name, so two slots of one process can never
@@ -71,7 +72,7 @@ class Slot(threading.Thread):
 
     def _recover_from_crash(self, exc: Exception) -> None:
         """The job that crashed the slot counts the attempt, so a bug cannot loop on it forever; a
-        job the slot had just claimed goes back to pending now instead of waiting out its lease."""
+        job the slot had just been handed goes back to pending now instead of waiting out its lease."""
         s = self.worker.settings
         try:
             if self.running is not None:
@@ -81,51 +82,25 @@ class Slot(threading.Thread):
                                                  delay)
                 except LeaseLost:
                     pass  # its outcome was written before the crash
-            self._release_unknown_claims(keep=None)
+            released = self.store.release_unknown_claims()
+            if released:
+                log.warning("unknown_claims_released", jobs=released, reason="the slot crashed holding them")
         except Exception:  # noqa: BLE001 - the lease expiry still brings the jobs back
             log.exception("claims_not_released")
         finally:
             self.running = None
 
-    def _release_unknown_claims(self, keep: ClaimedJob | None) -> None:
-        released = self.store.release_unknown_claims(keep.id if keep else None)
-        self.store.reconnected = False
-        if released:
-            log.warning("unknown_claims_released", jobs=released,
-                        reason="this slot held jobs it was not running (a reply lost with the connection, or a crash)")
-
     def _loop(self) -> None:
         w = self.worker
-        # While the queue has work, each completion claims the next job in the same statement.
+        # While the queue has work, each completion brings the slot its next job.
         runner = JobRunner(self.store, w.storage_factory(), w.settings, w.media, self.heartbeat,
-                           on_finished=w.notifier.submit if w.notifier else None,
-                           next_types=lambda: None if w.stopping.is_set() else w.settings.worker_job_types)
-        failures = 0
+                           on_finished=w.notifier.submit if w.notifier else None, complete=self._complete)
         job: ClaimedJob | None = None
-        while job is not None or not w.stopping.is_set():
-            try:
-                if self.store.reconnected:  # a reply lost with the old connection may have carried a claim
-                    self._release_unknown_claims(keep=job)
-                if job is None:
-                    job = self.store.claim_next_job(w.settings.worker_job_types)
-            except DatabaseUnavailable as exc:
-                if w.stopping.is_set():  # shutting down: a job in hand comes back when its lease runs out
-                    log.warning("database_unavailable_at_shutdown", error=str(exc))
-                    return
-                failures += 1
-                delay = backoff_delay(failures, 0.5, DB_RETRY_CAP_SECONDS)
-                log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))
-                w.stopping.wait(delay)
-                continue
-            if failures:
-                log.info("database_reconnected")
-                failures = 0
+        while True:
             if job is None:
-                if w.until_idle:
+                job = w.dispatcher.next_job(self.store.worker_id)
+                if job is None:  # stopping, or idle with --until-idle
                     return
-                self.wakeup.wait(w.settings.worker_poll_interval_seconds)
-                self.wakeup.clear()
-                continue
             self.running = job
             metrics.JOBS_CLAIMED.labels(job.type).inc()
             self.control = JobControl()
@@ -134,9 +109,13 @@ class Slot(threading.Thread):
             job = runner.run(job, self.control)
             self.control = self.running = None
 
+    def _complete(self, job_id: UUID, result: dict[str, Any], claim_next: bool) -> ClaimedJob | None:
+        claim_next = claim_next and not self.worker.stopping.is_set()
+        return self.worker.dispatcher.complete(self.store.worker_id, job_id, result, claim_next)
+
 
 class Worker:
-    """The daemon: slots, the NOTIFY listener and the shutdown sequence."""
+    """The daemon: slots, the dispatcher that claims for them, and the shutdown sequence."""
 
     def __init__(self, settings: Settings, db_url: str, media: MediaSettings, worker_id: str,
                  storage_factory: Callable[[], Storage], until_idle: bool = False,
@@ -154,7 +133,12 @@ class Worker:
         self.stopping = threading.Event()
         self.signals_received = 0
         self.slots = [Slot(i, self) for i in range(settings.worker_concurrency)]
-        self.listener: JobNotifications | None = None
+        # LISTEN for instant wake-ups, except behind a transaction pooler and in --until-idle runs.
+        listen = not until_idle and not is_transaction_pooler(db_url)
+        self.dispatcher = Dispatcher(JobStore(db_url, worker_id, settings.worker_lease_seconds),
+                                     settings.worker_job_types, settings.worker_poll_interval_seconds,
+                                     JobNotifications(db_url, settings.worker_job_types) if listen else None,
+                                     self.stopping, until_idle)
 
     def run(self) -> int:
         """Run until idle (if asked) or until signalled; return the exit code."""
@@ -179,9 +163,6 @@ class Worker:
                         detail="LISTEN and prepared statements are off; jobs are found by polling every "
                                f"{self.settings.worker_poll_interval_seconds}s. Use the session pooler "
                                "(port 5432) or a direct connection for instant wake-ups.")
-        elif not self.until_idle:
-            self.listener = JobNotifications(self.db_url, self.settings.worker_job_types, self._wake_slots)
-            self.listener.start()
         if self.notifier is not None:
             self.notifier.start()
         if self.health is not None and self.settings.health_port:
@@ -189,12 +170,9 @@ class Worker:
             self.health_server.start()
         log.info("worker_started", worker_id=self.worker_id, concurrency=len(self.slots),
                  job_types=list(self.settings.worker_job_types) or "all")
+        self.dispatcher.start()
         for slot in self.slots:
             slot.start()
-
-    def _wake_slots(self) -> None:
-        for slot in self.slots:
-            slot.wakeup.set()
 
     def _main_loop(self) -> None:
         deadline: float | None = None
@@ -219,7 +197,7 @@ class Worker:
                 deadline = time.monotonic() + self.settings.worker_shutdown_timeout_seconds
                 log.info("shutdown_started", running=self._running_count(),
                          timeout_seconds=self.settings.worker_shutdown_timeout_seconds)
-                self._wake_slots()
+                self.dispatcher.wake()
             if self.signals_received > 1 or time.monotonic() >= deadline:
                 self._interrupt_running("worker is shutting down")
 
@@ -254,12 +232,13 @@ class Worker:
 
     def _shutdown(self) -> None:
         self.stopping.set()
-        self._wake_slots()
-        if self.listener is not None:
-            self.listener.stop()
+        if self.dispatcher.is_alive():
+            self.dispatcher.wake()
         for slot in self.slots:
             if slot.is_alive():
                 slot.join()
+        if self.dispatcher.is_alive():
+            self.dispatcher.close()
         if self.notifier is not None:
             self.notifier.stop()
         if self.health_server is not None:

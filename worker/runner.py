@@ -50,24 +50,28 @@ WORK_DIR_PREFIX = "job-"
 HOST = socket.gethostname()
 FINAL_STATES = ("completed", "failed", "cancelled")
 
+# (job id, result, whether to claim the next job) -> the next job, leased to the same slot, or None.
+CompleteJob = Callable[[UUID, dict[str, Any], bool], "ClaimedJob | None"]
+
 
 class JobRunner:
     """Runs claimed jobs for one worker slot."""
 
     def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings,
                  heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None,
-                 next_types: Callable[[], tuple[str, ...] | None] = lambda: None) -> None:
+                 complete: CompleteJob | None = None) -> None:
         self.store, self.storage, self.settings, self.media = store, storage, settings, media
         self.heartbeat = heartbeat
         self.on_finished = on_finished  # told of every completed, failed or cancelled job (webhooks)
-        # Asked at each completion: the job types to claim next in the same statement, or None.
-        self.next_types = next_types
+        # Records a completion and may hand back the next job (the worker's dispatcher); by
+        # default the store records it and nothing follows.
+        self.complete = complete
 
     def run(self, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
         """Run a claimed job to its end state and record it.
 
-        When `next_types()` names job types (all if empty), a completion also claims the next job in
-        the same statement; that job is returned, leased to this worker, for the caller to run.
+        A completion made through `complete` may come back with the next job, leased to this
+        slot, for the caller to run.
         """
         with structlog.contextvars.bound_contextvars(job_id=str(job.id), job_type=job.type, attempt=job.attempts):
             started = time.monotonic()
@@ -94,12 +98,12 @@ class JobRunner:
                   input_to_delete: tuple[str, str] | None) -> ClaimedJob | None:
         """Record the outputs (and claim the next job, if asked); only then may delete_input_on_success
         remove the upload."""
-        # Chain only when nothing follows the completion: the next job has no heartbeat until it runs.
-        next_job, next_types = None, self.next_types() if input_to_delete is None else None
-        if next_types is None:
+        # Ask for the next job only when nothing follows the completion: it has no heartbeat until it runs.
+        next_job = None
+        if self.complete is None:
             self.store.complete_job(job.id, result)
         else:
-            next_job = self.store.complete_and_claim_next(job.id, result, next_types)
+            next_job = self.complete(job.id, result, input_to_delete is None)
         if input_to_delete is not None:
             self._delete_input(*input_to_delete)
         return next_job

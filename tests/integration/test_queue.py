@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
 
-from worker.db import JobStore
+from worker.db import ClaimedJob, Completion, JobStore
 from worker.errors import LeaseLost
 
 _open: list[JobStore] = []
@@ -19,6 +21,15 @@ def store(db_url: str, name: str = "w1") -> JobStore:
     s = JobStore(db_url, f"test:{name}", lease_seconds=30)
     _open.append(s)
     return s
+
+
+def complete_and_claim_next(s: JobStore, job_id: UUID, result: dict[str, Any],
+                            types: tuple[str, ...] = ()) -> ClaimedJob | None:
+    """One slot's queue round: complete its job and claim its next one."""
+    done, claimed = s.complete_and_claim([Completion(job_id, s.worker_id, result)], [s.worker_id], types)
+    if job_id not in done:
+        raise LeaseLost("lost")
+    return claimed.get(s.worker_id)
 
 
 @pytest.fixture(autouse=True)
@@ -113,13 +124,13 @@ def test_complete_and_claim_next_chains_in_order_and_stops_when_empty(db_url: st
     s.insert_job("t.other", {"n": 3})
     job = s.claim_next_job(("t.a",))
     assert job is not None and job.id == first.id
-    chained = s.complete_and_claim_next(job.id, {"outputs": []}, ("t.a",))
+    chained = complete_and_claim_next(s, job.id, {"outputs": []}, ("t.a",))
     assert chained is not None and chained.id == second.id and chained.attempts == 1
     leased = s.get_job(chained.id)
     assert leased is not None and leased.status == "processing" and leased.locked_by == "test:w1"
     done = s.get_job(first.id)
     assert done is not None and done.status == "completed" and done.result == {"outputs": []}
-    assert s.complete_and_claim_next(chained.id, {}, ("t.a",)) is None  # only t.other is left
+    assert complete_and_claim_next(s, chained.id, {}, ("t.a",)) is None  # only t.other is left
     remaining = s.get_job(second.id)
     assert remaining is not None and remaining.status == "completed"
 
@@ -131,7 +142,7 @@ def test_complete_and_claim_next_claims_nothing_without_our_lease(db_url: str) -
     job = s.claim_next_job()
     assert job is not None
     with pytest.raises(LeaseLost):
-        other.complete_and_claim_next(job.id, {})
+        complete_and_claim_next(other, job.id, {})
     still = s.get_job(waiting.id)
     assert still is not None and still.status == "pending"  # the failed completion claimed nothing
     mine = s.get_job(job.id)
@@ -146,7 +157,7 @@ def test_complete_and_claim_next_never_takes_back_the_job_it_completes(db_url: s
     with psycopg.connect(db_url, autocommit=True) as conn:  # our lease ran out, but nobody took the job
         conn.execute("update public.media_jobs set locked_until = now() - interval '1 second' where id = %s",
                      (job.id,))
-    assert s.complete_and_claim_next(job.id, {}) is None
+    assert complete_and_claim_next(s, job.id, {}) is None
     done = s.get_job(job.id)
     assert done is not None and done.status == "completed" and done.attempts == 1
 
@@ -157,7 +168,7 @@ def test_release_unknown_claims_gives_back_all_but_the_running_job(db_url: str) 
         s.insert_job("t.a", {"n": n})
     running, orphan_a, orphan_b = s.claim_next_job(), s.claim_next_job(), s.claim_next_job()
     assert running and orphan_a and orphan_b
-    assert s.release_unknown_claims(running.id) == 2
+    assert s.release_unknown_claims(keep=[running.id]) == 2
     for orphan in (orphan_a, orphan_b):
         row = s.get_job(orphan.id)
         assert row is not None and row.status == "pending" and row.attempts == 0 and row.locked_by is None

@@ -340,6 +340,8 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "worker_id": "test:w", "lease_seconds": 30, "types": ["video.process"], "progress": 0.0, "stage": "test",
     "job_id": uuid.uuid4(), "result": Jsonb({"outputs": []}), "error": "test", "delay_seconds": 0,
     "user_id": A, "type": "video.process", "payload": Jsonb({}), "priority": 0, "max_attempts": 3,
+    "done_ids": [uuid.uuid4()], "done_by": ["test:w/0"], "results": [Jsonb({})], "claimers": ["test:w/0", "test:w/1"],
+    "slots": ["test:w/0"], "keep": [uuid.uuid4()],
 }
 
 
@@ -352,7 +354,7 @@ def worker_statements() -> dict[str, str]:
 @pytest.mark.parametrize("role", [None, "service_role"])
 def test_every_worker_statement_runs_against_the_schema(api: Conn, role: str | None) -> None:
     statements = worker_statements()
-    assert {"CLAIM_NEXT_JOB", "COMPLETE_AND_CLAIM_NEXT", "RELEASE_UNKNOWN_CLAIMS", "RENEW_LEASE", "COMPLETE_JOB",
+    assert {"COMPLETE_AND_CLAIM", "RELEASE_UNKNOWN_CLAIMS", "RENEW_LEASE", "COMPLETE_JOB",
             "INSERT_JOB", "BUCKET_RULES"} <= set(statements)
     for name, statement in statements.items():
         params = {p: SAMPLE_PARAMS.get(p) for p in re.findall(r"%\((\w+)\)s", statement)}

@@ -4,10 +4,13 @@ and no job may crash a slot forever."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 
 import worker.daemon
@@ -17,7 +20,8 @@ from utils.storage import LocalStorage
 from worker.config import load_settings
 from worker.control import Heartbeat, JobControl
 from worker.daemon import Worker
-from worker.db import ClaimedJob, JobStore
+from worker.db import ClaimedJob, Completion, JobStore
+from worker.dispatcher import Dispatcher
 from worker.errors import DatabaseUnavailable
 from worker.runner import JobRunner
 from worker.runtime import media_settings
@@ -59,22 +63,20 @@ def insert(db_url: str, count: int, **kwargs: Any) -> list[UUID]:
 
 
 class ReplyLostOnce(JobStore):
-    """A real store whose first complete-and-claim commits, then loses its connection before the reply."""
+    """A real store whose first queue round that completes a job and claims another commits, then
+    loses its connection before the reply."""
 
     dropped = False
 
-    def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any],
-                                types: tuple[str, ...] = ()) -> ClaimedJob | None:
-        next_job = super().complete_and_claim_next(job_id, result, types)
-        if not ReplyLostOnce.dropped:
+    def complete_and_claim(self, completions: Sequence[Completion], claimers: Sequence[str],
+                           types: tuple[str, ...] = ()) -> tuple[set[UUID], dict[str, ClaimedJob]]:
+        done, claimed = super().complete_and_claim(completions, claimers, types)
+        if done and claimed and not ReplyLostOnce.dropped:
             ReplyLostOnce.dropped = True
-            self.close_connection_abruptly()
+            assert self._conn is not None
+            self._conn.close()
             raise DatabaseUnavailable("database connection lost: server closed the connection unexpectedly")
-        return next_job
-
-    def close_connection_abruptly(self) -> None:
-        assert self._conn is not None
-        self._conn.close()
+        return done, claimed
 
 
 def test_a_lost_reply_gives_back_the_job_it_claimed_unseen(db_url: str, tmp_path: Path,
@@ -85,7 +87,7 @@ def test_a_lost_reply_gives_back_the_job_it_claimed_unseen(db_url: str, tmp_path
     assert ReplyLostOnce.dropped
     done, released_then_run = rows(db_url, first, second)
     assert done.status == "completed"
-    # Given back when the slot reconnected (attempt not counted), then claimed and run normally,
+    # Given back before the next round (attempt not counted), then claimed and run normally,
     # not left leased to the slot until the lease ran out.
     assert released_then_run.status == "completed"
     assert released_then_run.attempts == 1 and released_then_run.errors == []
@@ -129,21 +131,52 @@ def test_a_job_that_crashes_the_slot_every_time_ends_failed(db_url: str, tmp_pat
 
 def test_a_completion_hands_over_the_next_job_while_the_queue_has_work(db_url: str, tmp_path: Path) -> None:
     first, second = insert(db_url, 2)
-    store = JobStore(db_url, "test:runner/0", lease_seconds=30)
+    slot, claim_next = "test:runner/0", True
+    store = JobStore(db_url, slot, lease_seconds=30)
+    dispatcher = Dispatcher(JobStore(db_url, "test:runner", 30), (), 1.0, None, threading.Event(), until_idle=True)
+    dispatcher.start()
     try:
         settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
-        types: tuple[str, ...] | None = ()
         runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
-                           Heartbeat(store, 5, 30, name="heartbeat-test"), next_types=lambda: types)
-        job = store.claim_next_job()
+                           Heartbeat(store, 5, 30, name="heartbeat-test"),
+                           complete=lambda job_id, result, _: dispatcher.complete(slot, job_id, result, claim_next))
+        job = dispatcher.next_job(slot)
         assert job is not None and job.id == first
         chained = runner.run(job, JobControl())
         assert chained is not None and chained.id == second
-        types = None  # the worker is stopping: a completion claims nothing more
+        claim_next = False  # e.g. the worker is stopping: a completion claims nothing more
         (third,) = insert(db_url, 1)
         assert runner.run(chained, JobControl()) is None
         (left,) = rows(db_url, third)
         assert left.status == "pending"
         assert not list((tmp_path / "work").glob("job-*"))  # no directory was made for these tasks
+    finally:
+        dispatcher.close()
+        store.close()
+
+
+def test_one_round_completes_and_claims_for_many_slots(db_url: str) -> None:
+    low, high, urgent = (insert(db_url, 1, priority=p)[0] for p in (0, 5, 9))
+    store = JobStore(db_url, "test:w", lease_seconds=30)
+    try:
+        holders = [JobStore(db_url, f"test:w/{n}", 30) for n in range(3)]
+        held = [h.claim_next_job() for h in holders[:2]]  # slots 0 and 1 run urgent and high
+        assert [j.id for j in held if j] == [urgent, high]
+        fresh = insert(db_url, 2, priority=7)
+        with psycopg.connect(db_url, autocommit=True) as conn:  # slot 1 lost its lease to another worker
+            conn.execute("update public.media_jobs set locked_by = 'test:other' where id = %s", (high,))
+        completions = [Completion(urgent, "test:w/0", {"n": 0}), Completion(high, "test:w/1", {"n": 1})]
+        done, claimed = store.complete_and_claim(completions, ["test:w/0", "test:w/1", "test:w/2"])
+        assert done == {urgent}
+        # Slot 1's completion did not count, so it gets nothing; the others get the two most urgent.
+        assert set(claimed) == {"test:w/0", "test:w/2"}
+        assert {j.id for j in claimed.values()} == set(fresh)
+        for slot, job in claimed.items():
+            (row,) = rows(db_url, job.id)
+            assert row.locked_by == slot and row.status == "processing"
+        (left,) = rows(db_url, low)
+        assert left.status == "pending"
+        for h in holders:
+            h.close()
     finally:
         store.close()

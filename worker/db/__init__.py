@@ -1,7 +1,8 @@
 """Everything that talks to Postgres. psycopg is imported under this package only."""
 
 from worker.db.connection import is_transaction_pooler, ping
-from worker.db.jobs import ClaimedJob, Job, JobStore
+from worker.db.jobs import ClaimedJob, Completion, Job, JobStore
 from worker.db.migrations import apply_migrations, check_migrations_current
 
-__all__ = ["ClaimedJob", "Job", "JobStore", "apply_migrations", "check_migrations_current", "is_transaction_pooler", "ping"]
+__all__ = ["ClaimedJob", "Completion", "Job", "JobStore", "apply_migrations", "check_migrations_current",
+           "is_transaction_pooler", "ping"]

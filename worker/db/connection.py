@@ -49,7 +49,7 @@ def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Conn
     """An autocommit connection with dict rows; raise DatabaseUnavailable if unreachable."""
     pooled = is_transaction_pooler(url)
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             libpq_url(url),
             autocommit=True,
             row_factory=dict_rows,
@@ -63,8 +63,23 @@ def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Conn
             keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
             tcp_user_timeout=60_000,
         )
+        if not pooled:
+            # Plan each prepared statement once: Postgres would re-plan the queue round for every
+            # call (its custom plans look cheaper), and planning it costs four times running it.
+            with closing_on_error(conn):
+                conn.execute("set plan_cache_mode = force_generic_plan")
+        return conn
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc
+
+
+@contextmanager
+def closing_on_error(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        conn.close()
+        raise
 
 
 def first_line(exc: BaseException) -> str:

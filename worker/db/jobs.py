@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,15 @@ class ClaimedJob:
     def owner_folder(self) -> str:
         """The storage folder this job's files belong to."""
         return str(self.user_id) if self.user_id else "anonymous"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A job a slot finished, with the result to record."""
+
+    job_id: UUID
+    slot: str
+    result: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -73,9 +83,6 @@ class JobStore:
         self.lease_seconds = lease_seconds
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._lock = threading.Lock()
-        # Set when a lost connection was replaced: a reply lost with it may have carried a claim
-        # this worker never saw (see release_unknown_claims). The slot clears it.
-        self.reconnected = False
 
     def close(self) -> None:
         with self._lock:
@@ -86,7 +93,6 @@ class JobStore:
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         """The open connection, reconnecting after a loss. Call with the lock held."""
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self.reconnected = self.reconnected or self._conn is not None
             self._conn = connect(self.url)
         return self._conn
 
@@ -99,12 +105,34 @@ class JobStore:
     def _params(self, job_id: UUID, **extra: Any) -> dict[str, Any]:
         return {"job_id": job_id, "worker_id": self.worker_id, **extra}
 
+    def complete_and_claim(self, completions: Sequence[Completion], claimers: Sequence[str],
+                           types: tuple[str, ...] = ()) -> tuple[set[UUID], dict[str, ClaimedJob]]:
+        """One queue round for several slots (worker ids): record their completed jobs and lease
+        a job of these types (all if empty) to each claimer whose completion, if any, counted.
+
+        Returns the ids actually completed (the others had lost their lease) and the jobs
+        claimed, by claimer."""
+        if not completions and len(claimers) == 1:  # an idle slot: the leaner single claim
+            rows = self._execute(queries.CLAIM_JOB, {"slot": claimers[0], "lease_seconds": self.lease_seconds,
+                                                     "types": list(types) or None})
+            completed: set[UUID] = set()
+        else:
+            rows = self._execute(queries.COMPLETE_AND_CLAIM, {
+                "done_ids": [c.job_id for c in completions], "done_by": [c.slot for c in completions],
+                "results": [Jsonb(c.result) for c in completions], "claimers": list(claimers),
+                "lease_seconds": self.lease_seconds, "types": list(types) or None})
+            completed = set(rows[0]["completed"] or ())
+        claimed = {}
+        for row in rows:
+            if row["id"] is not None:
+                row.pop("completed", None)
+                slot = row.pop("claimed_by")
+                claimed[slot] = ClaimedJob(**row)
+        return completed, claimed
+
     def claim_next_job(self, types: tuple[str, ...] = ()) -> ClaimedJob | None:
         """Lease the most urgent due job of these types to this worker, or return None."""
-        rows = self._execute(queries.CLAIM_NEXT_JOB, {
-            "worker_id": self.worker_id, "lease_seconds": self.lease_seconds,
-            "types": list(types) or None})
-        return ClaimedJob(**rows[0]) if rows else None
+        return self.complete_and_claim((), (self.worker_id,), types)[1].get(self.worker_id)
 
     def renew_lease(self, job_id: UUID, progress: float, stage: str) -> datetime | None:
         """Extend our lease and publish progress; return cancel_requested_at. Raise LeaseLost."""
@@ -124,20 +152,11 @@ class JobStore:
     def complete_job(self, job_id: UUID, result: dict[str, Any]) -> None:
         self._finish(queries.COMPLETE_JOB, job_id, result=Jsonb(result))
 
-    def complete_and_claim_next(self, job_id: UUID, result: dict[str, Any],
-                                types: tuple[str, ...] = ()) -> ClaimedJob | None:
-        """complete_job, then claim_next_job, in one statement; return the next job, if any."""
-        rows = self._execute(queries.COMPLETE_AND_CLAIM_NEXT, self._params(
-            job_id, result=Jsonb(result), lease_seconds=self.lease_seconds, types=list(types) or None))
-        row = rows[0]
-        if not row.pop("completed"):
-            raise LeaseLost("the job's lease was lost before it could be finished; nothing was written")
-        return ClaimedJob(**row) if row["id"] is not None else None
-
-    def release_unknown_claims(self, running_job_id: UUID | None = None) -> int:
-        """Give back jobs leased to this worker id other than the one it runs (a lost reply's claim)."""
-        return len(self._execute(queries.RELEASE_UNKNOWN_CLAIMS, {"worker_id": self.worker_id,
-                                                                  "job_id": running_job_id}))
+    def release_unknown_claims(self, keep: Sequence[UUID] = (), slots: Sequence[str] | None = None) -> int:
+        """Give back jobs leased to these slots (this worker id by default) other than those they
+        run (`keep`): claims whose reply was lost."""
+        return len(self._execute(queries.RELEASE_UNKNOWN_CLAIMS, {
+            "slots": list(slots) if slots is not None else [self.worker_id], "keep": list(keep)}))
 
     def fail_job(self, job_id: UUID, error: str) -> None:
         self._finish(queries.FAIL_JOB, job_id, error=error)

@@ -1,13 +1,14 @@
-"""LISTEN media_jobs on a dedicated connection and wake idle slots.
+"""LISTEN media_jobs on a dedicated connection, read without blocking by the queue's thread.
 
-The connection runs nothing but LISTEN: psycopg >= 3.2 holds the connection's lock while
-it waits for notifications. A notification is only a hint; slots still poll.
+The connection runs nothing but LISTEN: psycopg >= 3.2 holds the connection's lock while it
+waits for notifications. The dispatcher waits on its socket together with its own wake-ups, so
+a notification leads straight to a claim, with no thread in between. A notification is only a
+hint; the dispatcher still polls.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import time
 from typing import Any
 
 import psycopg
@@ -18,40 +19,61 @@ from worker.errors import DatabaseUnavailable
 from worker.logs import log
 
 CHANNEL_LISTEN = "listen media_jobs"
-WAIT_SECONDS = 1.0
 
 
-class JobNotifications(threading.Thread):
-    """Calls `wake()` whenever a job of one of `types` (all if empty) becomes pending."""
+class JobNotifications:
+    """The insert notifications for jobs of `types` (all if empty), reconnecting with backoff."""
 
-    def __init__(self, url: str, types: tuple[str, ...], wake: Callable[[], None]) -> None:
-        super().__init__(name="listener", daemon=True)
-        self.url, self.types, self.wake = url, set(types), wake
-        self._stopped = threading.Event()
+    def __init__(self, url: str, types: tuple[str, ...]) -> None:
+        self.url, self.types = url, set(types)
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._failures = 0
+        self._retry_at = 0.0
 
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=WAIT_SECONDS * 3)
+    def fileno(self) -> int | None:
+        """The socket to wait on, or None while disconnected."""
+        return self._conn.fileno() if self._conn is not None else None
 
-    def run(self) -> None:
-        failures = 0
-        while not self._stopped.is_set():
-            try:
-                with connect(self.url, application_name="media-worker-listen") as conn:
-                    conn.execute(CHANNEL_LISTEN)
-                    if failures:
-                        log.info("listener_reconnected")
-                        self.wake()  # notifications sent while we were away are lost: look now
-                    failures = 0
-                    self._listen(conn)
-            except (DatabaseUnavailable, *CONNECTION_ERRORS) as exc:
-                failures += 1
-                delay = backoff_delay(failures, 0.5, 30.0)
-                log.warning("listener_disconnected", error=first_line(exc), retry_in=round(delay, 1))
-                self._stopped.wait(delay)
+    def seconds_to_reconnect(self) -> float | None:
+        """While disconnected, how long until the next attempt; else None."""
+        return None if self._conn is not None else max(0.0, self._retry_at - time.monotonic())
 
-    def _listen(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
-        while not self._stopped.is_set():
-            for note in conn.notifies(timeout=WAIT_SECONDS):
-                if not self.types or note.payload in self.types:
-                    self.wake()
+    def read(self) -> bool:
+        """Read what has arrived, without blocking (connecting first if due). True when a job of
+        our types may be waiting: a notification, or a reconnection that may have missed some."""
+        if self._conn is None:
+            return self._connect()
+        matched = False
+        try:
+            for note in self._conn.notifies(timeout=0):
+                matched = matched or not self.types or note.payload in self.types
+        except CONNECTION_ERRORS as exc:
+            self._lost(exc)
+            return False
+        return matched
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connect(self) -> bool:
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            self._conn = connect(self.url, application_name="media-worker-listen")
+            self._conn.execute(CHANNEL_LISTEN)
+        except (DatabaseUnavailable, *CONNECTION_ERRORS) as exc:
+            self._lost(exc)
+            return False
+        if self._failures:
+            log.info("listener_reconnected")
+            self._failures = 0
+        return True  # notifications sent while we were away are lost: look now
+
+    def _lost(self, exc: BaseException) -> None:
+        self.close()
+        self._failures += 1
+        delay = backoff_delay(self._failures, 0.5, 30.0)
+        self._retry_at = time.monotonic() + delay
+        log.warning("listener_disconnected", error=first_line(exc), retry_in=round(delay, 1))

@@ -14,17 +14,12 @@ JOB_COLUMNS = """
 # What a claim returns: only what running the job needs (worker.db.jobs.ClaimedJob).
 CLAIMED_COLUMNS = "id, user_id, type, priority, payload, attempts, max_attempts"
 
-# Claim one job and lease it to this worker, in one autocommit statement.
-# First choice: a job whose lease expired (its worker died); these are few and
-# would otherwise wait behind a busy queue forever. Otherwise the most urgent due
-# pending job. SKIP LOCKED lets concurrent claimers pass each other without waiting.
-# A take-back counts as an attempt and leaves a line in `errors`; the runner fails
-# a job whose attempts now exceed max_attempts instead of running it.
-# {commit}, {guard} and {skip} are filled in below: plain, or chained after a completion.
-_CLAIM = """
-update public.media_jobs j
+# Leasing a claimed job to a slot (`{slot}`). A take-back from a dead worker counts as an
+# attempt and leaves a line in `errors`; the runner fails a job whose attempts now exceed
+# max_attempts instead of running it.
+_LEASE = """
 set status = 'processing',
-    locked_by = %(worker_id)s,
+    locked_by = {slot},
     locked_until = now() + make_interval(secs => %(lease_seconds)s),
     attempts = j.attempts + 1,
     started_at = coalesce(j.started_at, now()),
@@ -38,30 +33,81 @@ set status = 'processing',
     error = case when j.status = 'processing'
                  then 'worker lost (lease expired) while running attempt ' || j.attempts
                  else j.error end
-{commit}
-where {guard} j.id = coalesce(
-  (select id from public.media_jobs
-    where status = 'processing' and locked_until < now() {skip}
-      and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-    order by locked_until
-    limit 1
-    for update skip locked),
-  (select id from public.media_jobs
-    where status = 'pending' and run_at <= now()
-      and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-    order by priority desc, run_at, created_at
-    limit 1
-    for update skip locked))
-returning """ + CLAIMED_COLUMNS
+"""
 
-# A plain claim commits without waiting for the WAL flush (a third of its time here, more on
+# What to claim, first choice first: jobs whose lease expired (their worker died): these are few
+# and would otherwise wait behind a busy queue forever. Then the most urgent due pending jobs.
+# SKIP LOCKED lets concurrent claimers pass each other without waiting.
+_EXPIRED = """
+select id from public.media_jobs
+where status = 'processing' and locked_until < now() {skip}
+  and (%(types)s::text[] is null or type = any(%(types)s::text[]))
+order by locked_until
+limit {limit}
+for update skip locked
+"""
+_DUE = """
+select id from public.media_jobs
+where status = 'pending' and run_at <= now()
+  and (%(types)s::text[] is null or type = any(%(types)s::text[]))
+order by priority desc, run_at, created_at
+limit {limit}
+for update skip locked
+"""
+
+# Claim one job for one slot: an idle worker's claim after a NOTIFY, the path from insert to
+# start. It commits without waiting for the WAL flush (a third of a claim's time here, more on
 # network disks). Safe because a claim is the one write that may be lost: if the server crashes
-# before the flush, the job is simply pending again, and the worker that thought it held it finds
-# its lease gone at the next heartbeat or final write, and stops without writing. Completions,
-# failures and the chained claim below (it shares a commit with a completion) stay durable.
-CLAIM_NEXT_JOB = _CLAIM.format(
-    commit="from (select set_config('synchronous_commit', 'off', true)) as claim_commits_asynchronously",
-    guard="", skip="")
+# before the flush, the job is simply pending again, and the slot that thought it held it finds
+# its lease gone at the next heartbeat or final write, and stops without writing.
+CLAIM_JOB = (
+    "update public.media_jobs j" + _LEASE.format(slot="%(slot)s::text")
+    + "from (select set_config('synchronous_commit', 'off', true)) as claim_commits_asynchronously\n"
+    + "where j.id = coalesce((" + _EXPIRED.format(skip="", limit="1") + "), (" + _DUE.format(limit="1") + "))\n"
+    + "returning %(slot)s::text as claimed_by, " + ", ".join("j." + c.strip() for c in CLAIMED_COLUMNS.split(",")))
+
+# One round of the queue for a whole worker process: complete the jobs its slots finished and
+# lease a job to each slot that wants one (`claimers`), in one statement and one commit, as the
+# faster Postgres queues batch claims and completions. Slots hold leases under their own names,
+# so a heartbeat or final write from one slot can never touch another's job.
+#
+# A completion counts only if the job is still leased to the slot that finished it; a slot whose
+# completion did not count is not given a new job. A job completed here still looks leased to the
+# claim's scans (they read the statement's snapshot), so they skip it by id. Like CLAIM_JOB, a
+# round that only claims commits without waiting for the WAL flush; one that completes waits.
+_CLAIMS = "(select count(*) from claimers)"
+COMPLETE_AND_CLAIM = """
+with commit_mode as (
+  select set_config('synchronous_commit',
+                    case when cardinality(%(done_ids)s::uuid[]) = 0 then 'off' else 'on' end, true)),
+done as (
+  update public.media_jobs j
+  set status = 'completed', result = d.result, progress = 100, stage = 'completed',
+      error = null, completed_at = now(), locked_by = null, locked_until = null
+  from unnest(%(done_ids)s::uuid[], %(done_by)s::text[], %(results)s::jsonb[]) as d(id, slot, result)
+  -- By primary key: status::text keeps the planner off the partial lease index, which it would
+  -- otherwise scan whole (every running job) for a few completions, or none.
+  where j.id = any(%(done_ids)s::uuid[]) and j.id = d.id and j.locked_by = d.slot
+    and j.status::text = 'processing'
+  returning j.id, d.slot),
+claimers as (
+  select slot, row_number() over () as n
+  from unnest(%(claimers)s::text[]) as slot
+  where slot <> all(%(done_by)s::text[]) or slot in (select slot from done)),
+picked as (
+  select id, row_number() over () as n from (
+    select id from (""" + _EXPIRED.format(skip="and id <> all(%(done_ids)s::uuid[])", limit=_CLAIMS) + """) as expired
+    union all
+    select id from (""" + _DUE.format(limit=_CLAIMS) + """) as due
+    limit """ + _CLAIMS + """) as first_choices),
+claimed as (
+  update public.media_jobs j""" + _LEASE.format(slot="c.slot") + """
+  from picked join claimers c using (n)
+  where j.id = picked.id
+  returning c.slot as claimed_by, """ + ", ".join("j." + c.strip() for c in CLAIMED_COLUMNS.split(",")) + """)
+select (select array_agg(id) from done) as completed, claimed.*
+from commit_mode, (values (1)) as one left join claimed on true
+"""
 
 # Renew our lease and publish progress; returns the cancel request, if any.
 # 0 rows means the lease is gone: stop the job and write nothing.
@@ -82,16 +128,6 @@ set status = 'completed', result = %(result)s, progress = 100, stage = 'complete
 where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
 returning id
 """
-
-# Complete a job and claim the next one in one statement (one commit, one round trip instead
-# of two: 1.4x the no-op throughput). The claim runs only if the completion happened, and can
-# never pick the job just completed. `completed` is 0 when our lease was gone; the job columns
-# are null when there was nothing to claim.
-COMPLETE_AND_CLAIM_NEXT = (
-    "with completed as (" + COMPLETE_JOB + "), claimed as ("
-    + _CLAIM.format(commit="", guard="exists (select from completed) and", skip="and id <> %(job_id)s")
-    + ") select (select count(*) from completed) as completed, claimed.*"
-    " from (values (1)) as one left join claimed on true")
 
 # Fail a job for good, keeping the message in `error` and the attempt history.
 FAIL_JOB = """
@@ -150,14 +186,14 @@ where id = %(job_id)s and locked_by = %(worker_id)s and status = 'processing'
 returning status::text
 """
 
-# Give back claims this slot made but never heard of: the reply of a complete-and-claim was
-# lost with the connection, or the slot crashed holding one. The slot runs no job but `job_id`
-# (null: none), so the others are not running.
+# Give back claims slots made but never heard of: the reply of a queue round was lost with the
+# connection, or a slot crashed holding one. Those slots run no job but those in `keep`, so the
+# others are not running.
 RELEASE_UNKNOWN_CLAIMS = """
 update public.media_jobs
 set status = 'pending', attempts = greatest(attempts - 1, 0), stage = 'released',
     progress = 0, locked_by = null, locked_until = null, run_at = now()
-where locked_by = %(worker_id)s and status = 'processing' and id is distinct from %(job_id)s::uuid
+where locked_by = any(%(slots)s::text[]) and status = 'processing' and id <> all(%(keep)s::uuid[])
 returning id
 """
 
