@@ -237,8 +237,7 @@ class Worker:
         for slot in self.slots:
             if slot.is_alive():
                 slot.join()
-        if self.dispatcher.is_alive():
-            self.dispatcher.close()
+        self.dispatcher.close()
         if self.notifier is not None:
             self.notifier.stop()
         if self.health_server is not None:

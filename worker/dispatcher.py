@@ -66,9 +66,11 @@ class Dispatcher(threading.Thread):
         self._closed = False
         self._bell, self._bell_rope = socket.socketpair()
         self._bell.setblocking(False)
+        self._bell_rope.setblocking(False)
         # Held by whoever runs a round: this thread, or a slot that found no round running.
         # What follows is only touched under it.
         self._round_lock = threading.Lock()
+        self._look_again = False
         self._waiting: list[_Request] = []  # idle slots, until a round finds them a job
         self._next_poll = 0.0
         self._failures = 0
@@ -98,8 +100,9 @@ class Dispatcher(threading.Thread):
         """Stop after the slots have: answers anything still waiting, then ends the thread."""
         with self._lock:
             self._closed = True
-            self._bell_rope.send(b"\0")
-        self.join()
+        self._pull_rope()
+        if self.ident is not None:  # it was started
+            self.join()
         self.store.close()
         if self.notifications is not None:
             self.notifications.close()
@@ -128,7 +131,13 @@ class Dispatcher(threading.Thread):
     def _ring(self) -> None:
         with self._lock:
             if not self._closed:
-                self._bell_rope.send(b"\0")
+                self._pull_rope()
+
+    def _pull_rope(self) -> None:
+        try:
+            self._bell_rope.send(b"\0")
+        except BlockingIOError:
+            pass  # the bell is already full of rings: one is enough
 
     # The dispatcher thread.
 
@@ -140,6 +149,7 @@ class Dispatcher(threading.Thread):
             except Exception:  # noqa: BLE001 - every slot waits on this thread: it must not die
                 log.exception("dispatcher_error")
                 time.sleep(1.0)
+                self._look_again = True  # the ring that woke us may have been used up
 
     def _turn(self) -> bool:
         """Wait for something to do and do it; False once closed."""
@@ -166,7 +176,9 @@ class Dispatcher(threading.Thread):
     def _wait(self) -> bool:
         """Sleep until a slot, a notification or the next poll; True if a notification came."""
         timeout: float | None = None
-        if self._waiting:
+        if self._look_again or self._closed:
+            self._look_again, timeout = False, 0.0
+        elif self._waiting:
             timeout = max(0.0, self._next_poll - time.monotonic())
         sockets: list[Any] = [self._bell]
         if self.notifications is not None:
@@ -189,9 +201,15 @@ class Dispatcher(threading.Thread):
         return listening.read()  # or, while disconnected, try to reconnect
 
     def _answer_waiting(self) -> None:
+        """Stopping: no more claims. Claims a lost reply may have carried go back now, not when
+        their lease runs out (another worker would count it as an attempt)."""
         for request in self._waiting:
             request.answer(None)
         self._waiting = []
+        try:
+            self._give_back_unseen_claims()
+        except Exception as exc:  # noqa: BLE001 - their leases still run out
+            log.warning("unknown_claims_not_released", error=str(exc))
 
     def _round(self, completions: list[_Request]) -> None:
         claimers = [] if self.stopping.is_set() else [r for r in completions if r.wants_job] + self._waiting

@@ -14,8 +14,7 @@ from typing import Any
 import psycopg
 
 from utils.backoff import backoff_delay
-from worker.db.connection import CONNECTION_ERRORS, connect, first_line
-from worker.errors import DatabaseUnavailable
+from worker.db.connection import connect, first_line
 from worker.logs import log
 
 CHANNEL_LISTEN = "listen media_jobs"
@@ -47,7 +46,7 @@ class JobNotifications:
         try:
             for note in self._conn.notifies(timeout=0):
                 matched = matched or not self.types or note.payload in self.types
-        except CONNECTION_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever broke it, a new connection is the cure
             self._lost(exc)
             return False
         return matched
@@ -63,7 +62,7 @@ class JobNotifications:
         try:
             self._conn = connect(self.url, application_name="media-worker-listen")
             self._conn.execute(CHANNEL_LISTEN)
-        except (DatabaseUnavailable, *CONNECTION_ERRORS) as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. LISTEN refused on a read-only standby mid-failover
             self._lost(exc)
             return False
         if self._failures:
