@@ -85,9 +85,10 @@ class Heartbeat(threading.Thread):
         self._lock = threading.Lock()  # held while a renewal is in flight
         self._closed = threading.Event()
 
-    def attach(self, job_id: UUID, control: JobControl) -> None:
+    def attach(self, job_id: UUID, control: JobControl, log_context: dict[str, Any]) -> None:
+        """Renew this job's lease from now on; its log lines carry `log_context`."""
         with self._lock:
-            self._watch = _Watch(job_id, control, structlog.contextvars.get_contextvars())
+            self._watch = _Watch(job_id, control, log_context)
 
     def detach(self) -> None:
         """Stop renewing; returns after any renewal in flight, so no write follows the job's end."""

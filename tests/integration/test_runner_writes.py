@@ -12,6 +12,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+import structlog
 
 import worker.daemon
 from handlers import register
@@ -179,4 +180,37 @@ def test_one_round_completes_and_claims_for_many_slots(db_url: str) -> None:
         for h in holders:
             h.close()
     finally:
+        store.close()
+
+
+class SeenPayload(Payload):
+    pass
+
+
+SEEN: list[dict[str, Any]] = []
+
+
+def run_seeing_log_context(payload: SeenPayload, ctx: TaskContext) -> HandlerResult:
+    SEEN.append(structlog.contextvars.get_contextvars())
+    return HandlerResult([])
+
+
+register(Handler("test.log_context", SeenPayload, run_seeing_log_context))
+
+
+def test_a_jobs_log_context_is_bound_while_it_runs_and_reset_after(db_url: str, tmp_path: Path) -> None:
+    store = JobStore(db_url, "test:runner/0", lease_seconds=30)
+    try:
+        job_id = store.insert_job("test.log_context", {}).id
+        settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
+        runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
+                           Heartbeat(store, 5, 30, name="heartbeat-test"))
+        structlog.contextvars.bind_contextvars(slot="outer")
+        job = store.claim_next_job()
+        assert job is not None and job.id == job_id
+        assert runner.run(job, JobControl()) is None
+        assert SEEN == [{"slot": "outer", "job_id": str(job_id), "job_type": "test.log_context", "attempt": 1}]
+        assert structlog.contextvars.get_contextvars() == {"slot": "outer"}  # the job's keys are gone
+    finally:
+        structlog.contextvars.clear_contextvars()
         store.close()
