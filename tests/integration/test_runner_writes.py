@@ -5,6 +5,7 @@ and no job may crash a slot forever."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,36 @@ def test_a_jobs_log_context_is_bound_while_it_runs_and_reset_after(db_url: str, 
     finally:
         structlog.contextvars.clear_contextvars()
         store.close()
+
+
+class ClaimReplyLost(JobStore):
+    """A real store whose claims commit, then lose their connection before the reply."""
+
+    def complete_and_claim(self, completions: Sequence[Completion], claimers: Sequence[str],
+                           types: tuple[str, ...] = ()) -> tuple[set[UUID], dict[str, ClaimedJob]]:
+        done, claimed = super().complete_and_claim(completions, claimers, types)
+        if claimed:
+            assert self._conn is not None
+            self._conn.close()
+            raise DatabaseUnavailable("database connection lost: server closed the connection unexpectedly")
+        return done, claimed
+
+
+def test_a_claim_whose_reply_was_lost_is_given_back_when_the_worker_stops(db_url: str) -> None:
+    (job_id,) = insert(db_url, 1)
+    stopping = threading.Event()
+    dispatcher = Dispatcher(ClaimReplyLost(db_url, "test:d", 30), (), 60.0, None, stopping, until_idle=False)
+    dispatcher.start()
+    answers: list[ClaimedJob | None] = []
+    slot = threading.Thread(target=lambda: answers.append(dispatcher.next_job("test:d/0")))
+    slot.start()
+    deadline = time.monotonic() + 10
+    while rows(db_url, job_id)[0].status != "processing" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the claim committed; its reply never reached the slot, which waits on
+    stopping.set()
+    dispatcher.wake()
+    slot.join(timeout=10)
+    dispatcher.close()
+    assert answers == [None]
+    (row,) = rows(db_url, job_id)
+    assert row.status == "pending" and row.locked_by is None and row.attempts == 0
