@@ -110,7 +110,7 @@ class Slot(threading.Thread):
             self.control = self.running = None
 
     def _complete(self, job_id: UUID, result: dict[str, Any], claim_next: bool) -> ClaimedJob | None:
-        claim_next = claim_next and not self.worker.stopping.is_set()
+        # A stopping worker's dispatcher claims nothing more.
         return self.worker.dispatcher.complete(self.store.worker_id, job_id, result, claim_next)
 
 
@@ -232,8 +232,7 @@ class Worker:
 
     def _shutdown(self) -> None:
         self.stopping.set()
-        if self.dispatcher.is_alive():
-            self.dispatcher.wake()
+        self.dispatcher.wake()
         for slot in self.slots:
             if slot.is_alive():
                 slot.join()

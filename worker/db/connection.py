@@ -66,20 +66,14 @@ def connect(url: str, *, application_name: str = "media-worker") -> psycopg.Conn
         if not pooled:
             # Plan each prepared statement once: Postgres would re-plan the queue round for every
             # call (its custom plans look cheaper), and planning it costs four times running it.
-            with closing_on_error(conn):
+            try:
                 conn.execute("set plan_cache_mode = force_generic_plan")
+            except BaseException:
+                conn.close()
+                raise
         return conn
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc
-
-
-@contextmanager
-def closing_on_error(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        conn.close()
-        raise
 
 
 def first_line(exc: BaseException) -> str:
