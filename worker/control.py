@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import structlog
-
 from worker.db import JobStore
 from worker.errors import CancelRequested, DatabaseUnavailable, JobInterrupted, LeaseLost
-from worker.logs import log
+from worker.logs import JOB_LOG_CONTEXT, log
 
 # Progress is written when it moved this many points, at most this often.
 PROGRESS_STEP = 1.0
@@ -104,11 +102,13 @@ class Heartbeat(threading.Thread):
         while not self._closed.wait(tick):
             with self._lock:
                 if self._watch is not None and self._due(self._watch):
-                    with structlog.contextvars.bound_contextvars(**self._watch.context):
-                        try:
-                            self._beat(self._watch)
-                        except Exception:  # noqa: BLE001 - the thread must outlive any one failure
-                            log.exception("heartbeat_error")
+                    token = JOB_LOG_CONTEXT.set(self._watch.context)
+                    try:
+                        self._beat(self._watch)
+                    except Exception:  # noqa: BLE001 - the thread must outlive any one failure
+                        log.exception("heartbeat_error")
+                    finally:
+                        JOB_LOG_CONTEXT.reset(token)
 
     def _due(self, watch: _Watch) -> bool:
         # Keep renewing after a cancel or shutdown request: the job still needs its lease until

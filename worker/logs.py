@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
+
+# The running job's fields (job_id, job_type, attempt), set once per job by token: one
+# ContextVar.set, where structlog's bind_contextvars sets one variable per field.
+JOB_LOG_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("media_worker_job_log_context", default=None)
+
+
+def log_context() -> dict[str, Any]:
+    """The fields this thread's log lines carry: the running job's and any bound with structlog."""
+    return {**structlog.contextvars.get_contextvars(), **(JOB_LOG_CONTEXT.get() or {})}
+
+
+def _merge_log_context(logger: Any, method: str, event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    return {**log_context(), **event_dict}
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -18,7 +33,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         else [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()])
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            _merge_log_context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             *tail,

@@ -25,6 +25,7 @@ from worker.daemon import Worker
 from worker.db import ClaimedJob, Completion, JobStore
 from worker.dispatcher import Dispatcher
 from worker.errors import DatabaseUnavailable
+from worker.logs import log_context
 from worker.runner import JobRunner
 from worker.runtime import media_settings
 
@@ -192,7 +193,7 @@ SEEN: list[dict[str, Any]] = []
 
 
 def run_seeing_log_context(payload: SeenPayload, ctx: TaskContext) -> HandlerResult:
-    SEEN.append(structlog.contextvars.get_contextvars())
+    SEEN.append(log_context())
     return HandlerResult([])
 
 
@@ -211,7 +212,7 @@ def test_a_jobs_log_context_is_bound_while_it_runs_and_reset_after(db_url: str, 
         assert job is not None and job.id == job_id
         assert runner.run(job, JobControl()) is None
         assert SEEN == [{"slot": "outer", "job_id": str(job_id), "job_type": "test.log_context", "attempt": 1}]
-        assert structlog.contextvars.get_contextvars() == {"slot": "outer"}  # the job's keys are gone
+        assert log_context() == {"slot": "outer"}  # the job's keys are gone
     finally:
         structlog.contextvars.clear_contextvars()
         store.close()
