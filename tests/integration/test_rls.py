@@ -340,7 +340,8 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "worker_id": "test:w", "lease_seconds": 30, "types": ["video.process"], "progress": 0.0, "stage": "test",
     "job_id": uuid.uuid4(), "result": Jsonb({"outputs": []}), "error": "test", "delay_seconds": 0,
     "user_id": A, "type": "video.process", "payload": Jsonb({}), "priority": 0, "max_attempts": 3,
-    "done_ids": [uuid.uuid4()], "done_by": ["test:w/0"], "results": [Jsonb({})], "claimers": ["test:w/0", "test:w/1"],
+    "done": Jsonb([{"id": str(uuid.uuid4()), "slot": "test:w/0", "result": {}}]),
+    "claimers": Jsonb(["test:w/0", "test:w/1"]),
     "slots": ["test:w/0"], "keep": [uuid.uuid4()],
 }
 

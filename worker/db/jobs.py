@@ -118,9 +118,9 @@ class JobStore:
             completed: set[UUID] = set()
         else:
             rows = self._execute(queries.COMPLETE_AND_CLAIM, {
-                "done_ids": [c.job_id for c in completions], "done_by": [c.slot for c in completions],
-                "results": [Jsonb(c.result) for c in completions], "claimers": list(claimers),
-                "lease_seconds": self.lease_seconds, "types": list(types) or None})
+                "done": Jsonb([{"id": str(c.job_id), "slot": c.slot, "result": c.result} for c in completions]),
+                "claimers": Jsonb(list(claimers)), "lease_seconds": self.lease_seconds,
+                "types": list(types) or None})
             completed = set(rows[0]["completed"] or ())
         claimed = {}
         for row in rows:
