@@ -2,13 +2,14 @@
 
     python bench/queue.py [--jobs 20000] [--latency-samples 1000] [--history 1000000]
 
-Uses BENCH_DATABASE_URL or TEST_DATABASE_URL (a server where it may create the database
-mw_bench), else the embedded PostgreSQL. Prints figures and ours/baseline ratios:
+Uses BENCH_DATABASE_URL or TEST_DATABASE_URL (a server where it may create the databases
+mw_bench and mw_bench_history), else the embedded PostgreSQL. Prints figures and ours/baseline ratios:
 - no-op job throughput at concurrency 1 and 8 over a backlog, through the real daemon
   (dispatcher, slots, runner, heartbeats, work directories);
 - insert-to-start latency p50/p95/p99 over single inserts from another process (LISTEN/NOTIFY
   wake-ups), in interleaved rounds with the baseline;
-- the cost of one claim (and of claim + complete) with a large history of completed rows kept.
+- the cost of one claim (and of claim + complete) with a large history of completed rows kept,
+  against an empty table in another database, in alternating batches.
 """
 
 from __future__ import annotations
@@ -62,16 +63,16 @@ def run_noop(payload: NoopPayload, ctx: object) -> HandlerResult:
 register(Handler("bench.noop", NoopPayload, run_noop))
 
 
-def bench_database() -> str:
+def bench_database(name: str = "mw_bench") -> str:
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if not base:
         from worker.db.embedded import start_embedded_postgres
 
         base = start_embedded_postgres(Path(".data-bench"))
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute("drop database if exists mw_bench with (force)")
-        conn.execute("create database mw_bench")
-    url = urlunsplit(urlsplit(base)._replace(path="/mw_bench"))
+        conn.execute(f"drop database if exists {name} with (force)")
+        conn.execute(f"create database {name}")
+    url = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
     apply_migrations(url)
     return url
 
@@ -202,8 +203,8 @@ def raw_latency(url: str, samples: int) -> list[float]:
     return latencies
 
 
-def claim_cost(url: str, history: int, claims: int = 2000) -> tuple[float, float]:
-    """Mean milliseconds per claim, and per claim+complete, with `history` completed rows in the table."""
+def load_claims(url: str, history: int, claims: int) -> None:
+    """`claims` pending jobs behind `history` completed rows."""
     reset(url, 0)
     with psycopg.connect(url, autocommit=True) as conn:
         if history:
@@ -213,18 +214,28 @@ def claim_cost(url: str, history: int, claims: int = 2000) -> tuple[float, float
         conn.execute("insert into public.media_jobs (type, payload) select 'bench.noop', "
                      "jsonb_build_object('n', g) from generate_series(1, %s) g", (claims,))
         conn.execute("vacuum analyze public.media_jobs")
-    store = JobStore(url, "bench:1:x", 60)
-    claiming = 0.0
-    started = time.perf_counter()
-    while True:
-        t0 = time.perf_counter()
-        job = store.claim_next_job()
-        claiming += time.perf_counter() - t0
-        if job is None:
-            break
-        store.complete_job(job.id, {})
-    store.close()
-    return claiming * 1000 / claims, (time.perf_counter() - started) * 1000 / claims
+        # Flush the load's WAL now: a checkpoint it set off would otherwise run during the claims.
+        conn.execute("checkpoint")
+
+
+def claim_costs(urls: list[str], claims: int, batch: int = 100) -> list[tuple[float, float]]:
+    """Mean milliseconds per claim, and per claim + complete, in each database: batches taken
+    from each in turn, so that a drift of the machine hits them alike."""
+    stores = [JobStore(url, "bench:1:x", 60) for url in urls]
+    claiming, total = [0.0] * len(urls), [0.0] * len(urls)
+    for _ in range(claims // batch):
+        for i, store in enumerate(stores):
+            started = time.perf_counter()
+            for _ in range(batch):
+                t0 = time.perf_counter()
+                job = store.claim_next_job()
+                claiming[i] += time.perf_counter() - t0
+                assert job is not None
+                store.complete_job(job.id, {})
+            total[i] += time.perf_counter() - started
+    for store in stores:
+        store.close()
+    return [(c * 1000 / claims, t * 1000 / claims) for c, t in zip(claiming, total, strict=True)]
 
 
 def main() -> None:
@@ -256,10 +267,10 @@ def main() -> None:
     print(f"\n{'insert->start latency (ms)':<34} {'ours':>9} {'raw SQL':>9} {'ratio':>7}")
     for name, o, r in zip(("p50", "p95", "p99"), ours_lat, raw_lat, strict=True):
         print(f"{name:<34} {o:9.2f} {r:9.2f} {o / r:7.2f}")
-    # The empty table is measured before and after: a drift of the machine in between must not
-    # read as a cost of the history.
-    before, full, after = claim_cost(url, 0), claim_cost(url, args.history), claim_cost(url, 0)
-    empty = ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2)
+    history_url, claims = bench_database("mw_bench_history"), 2000
+    load_claims(url, 0, claims)
+    load_claims(history_url, args.history, claims)
+    full, empty = claim_costs([history_url, url], claims)
     print(f"\n{f'ms per job, {args.history} completed rows':<34} {'history':>9} {'empty':>9} {'ratio':>7}")
     for label, with_history, without in (("claim", full[0], empty[0]), ("claim + complete", full[1], empty[1])):
         print(f"{label:<34} {with_history:9.3f} {without:9.3f} {with_history / without:7.2f}")
