@@ -98,6 +98,12 @@ class Storage(Protocol):
         """The object's size in bytes, or None if it does not exist."""
         ...
 
+    def probe(self, bucket: str, path: str, timeout_seconds: float) -> None:
+        """Ask once, with no retry, for bucket/path (which need not exist); raise StorageError
+        unless storage answers and takes our credentials within timeout_seconds. For readiness
+        probes and `doctor`, which want a prompt answer, not the backoff a transfer gets."""
+        ...
+
     def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
         """A URL that reads the object without credentials until it expires."""
         ...
@@ -200,6 +206,9 @@ class LocalStorage:
     def object_size(self, bucket: str, path: str) -> int | None:
         target = self._file(bucket, path)
         return target.stat().st_size if target.is_file() else None
+
+    def probe(self, bucket: str, path: str, timeout_seconds: float) -> None:
+        self._file(bucket, path)  # folders are made on the first upload: nothing else can be down
 
     def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
         return self._file(bucket, path).resolve().as_uri()

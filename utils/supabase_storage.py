@@ -171,6 +171,14 @@ class SupabaseStorage:
             raise
         return int(resp.json()["size"])
 
+    def probe(self, bucket: str, path: str, timeout_seconds: float) -> None:
+        try:
+            self._send("GET", object_url(self.urls.rest, "object/info", bucket, path), Deadline(timeout_seconds),
+                       "object info", bucket)
+        except Refused as exc:
+            if exc.failure.status != 404:
+                raise
+
     def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
         deadline = Deadline(self.limits.timeout_seconds)
         url = object_url(self.urls.rest, "object/sign", bucket, path)

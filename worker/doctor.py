@@ -21,6 +21,9 @@ from worker.runtime import INPUT_BUCKET, OUTPUT_BUCKET
 EXPECTED_BUCKET_LIMIT = 2 * 1024**3
 MIN_FREE_DISK_BYTES = 5 * 1024**3
 READYZ_PROBE_OBJECT = ".media-worker-readyz"
+# Orchestrators give a readiness probe a few seconds (Kubernetes: 1 s by default); one prompt
+# answer beats a transfer's retries, which would hold the probe for most of a minute.
+STORAGE_PROBE_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def readiness_checks(url: str, storage_factory: Callable[[], Storage],
 
 def storage_reachable(storage: Storage) -> None:
     """Ask Storage about an object that need not exist: any clean answer proves reach and key."""
-    storage.object_size(OUTPUT_BUCKET, READYZ_PROBE_OBJECT)
+    storage.probe(OUTPUT_BUCKET, READYZ_PROBE_OBJECT, STORAGE_PROBE_TIMEOUT_SECONDS)
 
 
 def check_ffmpeg(settings: Settings) -> list[Finding]:

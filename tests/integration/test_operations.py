@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import insert_job, job_row, put_local_object, run_cli, start_worker, wait_for_status, worker_env
 from tests.integration.test_lifecycle import wait_until
 from tests.private_pg import PrivatePostgres
+from tests.storage_server import StorageServer
 from tests.unit.test_webhooks import SECRET, Receiver, spec_verify
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,28 @@ def test_readyz_follows_the_database(private_pg: PrivatePostgres, data_dir: Path
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
+
+
+def test_readyz_answers_at_once_when_storage_is_down(db_url: str, data_dir: Path, tmp_path: Path) -> None:
+    server = StorageServer("service-key").start()
+    port = free_port()
+    worker = start_worker(worker_env(db_url, data_dir, HEALTH_PORT=port, SUPABASE_URL=server.url,
+                                     SUPABASE_SERVICE_ROLE_KEY="service-key"), log_path=tmp_path / "w.log")
+    try:
+        wait_until(lambda: get(port, "/readyz")[0] == 200, what="ready")
+        server.faults.fail_statuses = [503] * 100  # Storage degraded: every request answered 503
+        # One request, no retries: a probe that retried with backoff would outlast get()'s 10 s.
+        status, body = get(port, "/readyz")
+        assert status == 503, (status, body)
+        assert "object info" in json.loads(body)["storage"]
+        assert get(port, "/healthz")[0] == 200, "a Storage outage is not a reason to restart the worker"
+        server.faults.fail_statuses = []
+        wait_until(lambda: get(port, "/readyz")[0] == 200, what="ready again")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        server.close()
+    assert "storage_retry" not in (tmp_path / "w.log").read_text()
 
 
 def test_doctor_passes_on_a_good_setup(db_url: str, data_dir: Path) -> None:
