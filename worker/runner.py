@@ -6,6 +6,7 @@ with backoff, cancelled, released, or nothing at all when another worker owns it
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -202,6 +203,7 @@ class JobRunner:
             control.set_stage("processing", 5)
             processing_started = time.monotonic()
             output = handler.run(payload, ctx)
+            check_storable(job.type, [metadata, output.metadata, *(a.meta for a in output.artifacts)])
             if isinstance(ctx, JobContext) and ctx.probe.duration > 0:
                 metrics.FFMPEG_SPEED.observe(ctx.probe.duration / max(time.monotonic() - processing_started, 1e-3))
             control.set_stage("verifying", 85)
@@ -254,6 +256,34 @@ def verify_artifacts(ffprobe: str, artifacts: list[Artifact]) -> None:
     for artifact in artifacts:
         if artifact.expect is not None and artifact.path.is_file():
             verify_output(ffprobe, artifact.path, artifact.expect, artifact.name)
+
+
+def check_storable(job_type: str, parts: list[Any]) -> None:
+    """Fail the job, naming its handler, if its result holds what Postgres jsonb refuses (NaN,
+    Infinity, NUL characters, objects JSON cannot hold): the queue round that recorded it would
+    fail, and with it the completions of every other job in that round."""
+    try:
+        text = json.dumps(parts, allow_nan=False)
+    except ValueError:
+        problem = "NaN or Infinity"
+    except TypeError as exc:
+        problem = f"a value JSON cannot hold ({exc})"
+    else:
+        if "\\u0000" not in text or not _holds_nul(parts):
+            return
+        problem = "a NUL character"
+    raise PermanentJobError(f"the {job_type} handler returned {problem} in its result, which Postgres cannot "
+                            "store: fix the handler")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def check_input_owner(job: ClaimedJob, payload: InputPayload) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 
 from worker.db import ClaimedJob, Completion, JobStore
+from worker.db.listener import JobNotifications
 from worker.errors import LeaseLost
 
 _open: list[JobStore] = []
@@ -187,3 +189,18 @@ def test_only_the_claim_commits_asynchronously(db_url: str) -> None:
     s.complete_job(job.id, {})
     done = s.get_job(job.id)
     assert done is not None and done.status == "completed"
+
+
+def test_notifications_wake_a_worker_only_for_its_job_types(db_url: str) -> None:
+    notifications = JobNotifications(db_url, ("test.mine",))
+    s = store(db_url)
+    try:
+        assert notifications.read() is True  # connecting: anything sent before may be missed, so look
+        for job_type, expected in (("test.other", False), ("test.mine", True)):
+            s.insert_job(job_type, {})
+            fileno = notifications.fileno()
+            assert fileno is not None and select.select([fileno], [], [], 5)[0], "no notification came"
+            assert notifications.read() is expected, job_type
+    finally:
+        notifications.close()
+        s.close()

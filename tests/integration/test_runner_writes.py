@@ -218,6 +218,48 @@ def test_a_jobs_log_context_is_bound_while_it_runs_and_reset_after(db_url: str, 
         store.close()
 
 
+class ResultPayload(Payload):
+    value: str
+
+
+RESULT_VALUES: dict[str, Any] = {"nan": float("nan"), "inf": float("-inf"), "nul": {"title": "a\0b"},
+                                 "path": Path("/tmp"), "backslash": "\\u0000 is fine as text"}
+
+
+def run_returning(payload: ResultPayload, ctx: TaskContext) -> HandlerResult:
+    return HandlerResult([], {"value": RESULT_VALUES[payload.value]})
+
+
+register(Handler("test.result", ResultPayload, run_returning))
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("nan", "returned NaN or Infinity in its result"), ("inf", "returned NaN or Infinity in its result"),
+    ("nul", "returned a NUL character in its result"), ("path", "returned a value JSON cannot hold"),
+    ("backslash", None),
+])
+def test_a_result_postgres_cannot_store_fails_the_job_naming_the_handler(
+        db_url: str, tmp_path: Path, value: str, message: str | None) -> None:
+    store = JobStore(db_url, "test:runner/0", lease_seconds=30)
+    try:
+        job_id = store.insert_job("test.result", {"value": value}).id
+        settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
+        runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
+                           Heartbeat(store, 5, 30, name="heartbeat-test"))
+        job = store.claim_next_job(("test.result",))
+        assert job is not None and job.id == job_id
+        runner.run(job, JobControl())
+        row = store.get_job(job_id)
+        assert row is not None
+        if message is None:
+            assert row.status == "completed" and row.result["metadata"]["value"] == RESULT_VALUES[value]
+        else:
+            assert row.status == "failed" and row.attempts == 1
+            assert row.error is not None and message in row.error and "test.result handler" in row.error
+    finally:
+        store.close()
+
+
 class ClaimReplyLost(JobStore):
     """A real store whose claims commit, then lose their connection before the reply."""
 

@@ -24,7 +24,8 @@ class JobNotifications:
     """The insert notifications for jobs of `types` (all if empty), reconnecting with backoff."""
 
     def __init__(self, url: str, types: tuple[str, ...]) -> None:
-        self.url, self.types = url, set(types)
+        # Payloads are compared as libpq hands them over: bytes, no decoding.
+        self.url, self.types = url, {t.encode() for t in types}
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._failures = 0
         self._retry_at = 0.0
@@ -49,7 +50,7 @@ class JobNotifications:
             pgconn = self._conn.pgconn
             pgconn.consume_input()
             while (note := pgconn.notifies()) is not None:
-                matched = matched or not self.types or note.extra.decode() in self.types
+                matched = matched or not self.types or note.extra in self.types
         except Exception as exc:  # noqa: BLE001 - whatever broke it, a new connection is the cure
             self._lost(exc)
             return False
