@@ -22,7 +22,7 @@ from utils.backoff import backoff_delay
 from worker.db import ClaimedJob, Completion, JobStore
 from worker.db.listener import JobNotifications
 from worker.errors import DatabaseUnavailable, LeaseLost
-from worker.logs import log
+from worker.logs import JOB_LOG_CONTEXT, log
 
 DB_RETRY_CAP_SECONDS = 30.0
 
@@ -118,10 +118,13 @@ class Dispatcher(threading.Thread):
         # With no round running, the slot runs one itself: no hand-off to this thread and back
         # (with one slot, that hand-off was a third of the time per job).
         if self._round_lock.acquire(blocking=False):
+            # The round serves every slot: its log lines must not carry this slot's job.
+            token = JOB_LOG_CONTEXT.set(None)
             try:
                 self._take_turn(notified=False)
             finally:
                 self._round_lock.release()
+                JOB_LOG_CONTEXT.reset(token)
             if self._waiting:  # this thread must know to poll for them
                 self._ring()
         elif first:  # later ones ride on the same wake-up

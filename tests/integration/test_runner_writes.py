@@ -25,7 +25,7 @@ from worker.daemon import Worker
 from worker.db import ClaimedJob, Completion, JobStore
 from worker.dispatcher import Dispatcher
 from worker.errors import DatabaseUnavailable
-from worker.logs import log_context
+from worker.logs import JOB_LOG_CONTEXT, log_context
 from worker.runner import JobRunner
 from worker.runtime import media_settings
 
@@ -258,6 +258,30 @@ def test_a_result_postgres_cannot_store_fails_the_job_naming_the_handler(
             assert row.error is not None and message in row.error and "test.result handler" in row.error
     finally:
         store.close()
+
+
+class SeesLogContext(JobStore):
+    """A real store that records the log context its queue rounds run in."""
+
+    seen: list[dict[str, Any]] = []
+
+    def complete_and_claim(self, completions: Sequence[Completion], claimers: Sequence[str],
+                           types: tuple[str, ...] = ()) -> tuple[set[UUID], dict[str, ClaimedJob]]:
+        self.seen.append(log_context())
+        return super().complete_and_claim(completions, claimers, types)
+
+
+def test_a_round_a_slot_runs_itself_does_not_log_as_that_slots_job(db_url: str) -> None:
+    store = SeesLogContext(db_url, "test:seen", 30)
+    dispatcher = Dispatcher(store, ("test.none",), 60.0, None, threading.Event(), until_idle=True)
+    token = JOB_LOG_CONTEXT.set({"job_id": "the-slots-job"})
+    try:
+        assert dispatcher.next_job("test:seen/0") is None  # not started: the slot runs the round
+        assert store.seen == [{}]
+        assert log_context() == {"job_id": "the-slots-job"}
+    finally:
+        JOB_LOG_CONTEXT.reset(token)
+        dispatcher.close()
 
 
 class ClaimReplyLost(JobStore):
