@@ -114,6 +114,9 @@ def test_video_process_handles_awkward_inputs(worker: LiveWorker, inputs: dict[s
     assert any(n.startswith("thumbnails/") for n in outs)
 
 
+TONEMAP_MIN_SHIFT = 4.0  # mean luma, 8-bit scale: what tone-mapping must move a frame by
+
+
 def mean_luma(path: Path, frame_filter: str = "null") -> float:
     """Average Y (8-bit scale) of the first frame, after `frame_filter`."""
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-vf",
@@ -131,10 +134,11 @@ def test_hdr_video_is_tone_mapped_to_sdr(worker: LiveWorker, inputs: dict[str, P
     assert row["result"]["metadata"]["video"]["hdr"] == transfer
     video = streams(worker.stored(outs["video.mp4"]))["video"]
     assert (video["pix_fmt"], video["color_transfer"], video["color_primaries"]) == ("yuv420p", "bt709", "bt709")
-    # A plain 10- to 8-bit conversion keeps the HDR code values: far brighter, washed-out pictures.
+    # A plain 10- to 8-bit conversion keeps the HDR code values (within 1 of `naive`): brighter,
+    # washed-out pictures. Tone-mapping these mid-grey test frames moved them 8-9 (Debian's ffmpeg 5.1.9).
     naive = mean_luma(inputs[name])
-    assert abs(mean_luma(worker.stored(outs["video.mp4"])) - naive) > 10
-    assert abs(mean_luma(worker.stored(outs["poster.jpg"])) - naive) > 10
+    assert abs(mean_luma(worker.stored(outs["video.mp4"])) - naive) > TONEMAP_MIN_SHIFT
+    assert abs(mean_luma(worker.stored(outs["poster.jpg"])) - naive) > TONEMAP_MIN_SHIFT
 
 
 @pytest.mark.parametrize(("job_type", "payload", "output"), [
@@ -149,7 +153,7 @@ def test_hdr_clips_hls_and_thumbnails_are_tone_mapped(worker: LiveWorker, inputs
     assert row["result"]["metadata"]["tonemapped_from"] == "PQ"
     stored = worker.stored(outs[output])
     if output.endswith(".jpg"):
-        assert abs(mean_luma(stored) - mean_luma(inputs["hdr_pq"])) > 10
+        assert abs(mean_luma(stored) - mean_luma(inputs["hdr_pq"])) > TONEMAP_MIN_SHIFT
     else:
         video = streams(stored)["video"]
         assert (video["color_transfer"], video["color_primaries"]) == ("bt709", "bt709")
