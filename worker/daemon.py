@@ -28,7 +28,8 @@ from worker.errors import DatabaseUnavailable, LeaseLost, ShutdownRequested
 from worker.health import HealthServer, HealthState
 from worker.logs import log
 from worker.notifier import WebhookNotifier
-from worker.runner import JobRunner, remove_stale_work_dirs
+from worker.runner import JobRunner
+from worker.workdir import remove_stale_work_dirs
 
 EXIT_OK = 0
 EXIT_CONFIG = 2

@@ -6,11 +6,6 @@ with backoff, cancelled, released, or nothing at all when another worker owns it
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +18,6 @@ from handlers.base import Artifact, InputPayload, JobContext, MediaSettings, Tas
 from utils.backoff import backoff_delay
 from utils.ffmpeg import FFmpegStopped, MediaError, ProbeResult, check_limits, probe
 from utils.storage import Storage, StorageError
-from utils.verify import verify_output
 from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
@@ -32,7 +26,6 @@ from worker.errors import (
     CancelRequested,
     DatabaseUnavailable,
     InputRejected,
-    InvalidPayload,
     JobInterrupted,
     LeaseLost,
     PermanentJobError,
@@ -41,12 +34,12 @@ from worker.errors import (
     StorageUnavailable,
     TransientJobError,
 )
+from worker.job_checks import check_input_owner, check_storable, verify_artifacts
 from worker.logs import JOB_LOG_CONTEXT, log
-from worker.runtime import INPUT_BUCKET, OUTPUT_BUCKET
+from worker.runtime import OUTPUT_BUCKET
 from worker.uploads import JobUploadJournal, download_progress, upload_progress
+from worker.workdir import WorkDir
 
-WORK_DIR_PREFIX = "job-"
-HOST = socket.gethostname()
 FINAL_STATES = ("completed", "failed", "cancelled")
 
 # (job id, result, whether to claim the next job) -> the next job, leased to the same slot, or None.
@@ -251,54 +244,6 @@ class JobRunner:
         return {"signed_url": self.storage.signed_url(bucket, path, seconds)} if seconds > 0 else {}
 
 
-def verify_artifacts(ffprobe: str, artifacts: list[Artifact]) -> None:
-    """ffprobe every output that states expectations; raise MediaError on the first that fails them."""
-    for artifact in artifacts:
-        if artifact.expect is not None and artifact.path.is_file():
-            verify_output(ffprobe, artifact.path, artifact.expect, artifact.name)
-
-
-def check_storable(job_type: str, parts: list[Any]) -> None:
-    """Fail the job, naming its handler, if its result holds what Postgres jsonb refuses (NaN,
-    Infinity, NUL characters, objects JSON cannot hold): the queue round that recorded it would
-    fail, and with it the completions of every other job in that round."""
-    try:
-        text = json.dumps(parts, allow_nan=False)
-    except ValueError:
-        problem = "NaN or Infinity"
-    except TypeError as exc:
-        problem = f"a value JSON cannot hold ({exc})"
-    else:
-        if "\\u0000" not in text or not _holds_nul(parts):
-            return
-        problem = "a NUL character"
-    raise PermanentJobError(f"the {job_type} handler returned {problem} in its result, which Postgres cannot "
-                            "store: fix the handler")
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\0" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
-    return False
-
-
-def check_input_owner(job: ClaimedJob, payload: InputPayload) -> None:
-    """The worker reads with a service key; refuse inputs outside the job owner's folder in media-uploads."""
-    if payload.input.bucket != INPUT_BUCKET:
-        raise InvalidPayload(f"payload.input.bucket {payload.input.bucket!r} is not allowed: "
-                             f"inputs must be uploaded to {INPUT_BUCKET}")
-    folder = job.owner_folder
-    parts = payload.input.path.split("/")
-    if len(parts) < 2 or parts[0] != folder or ".." in parts:
-        raise InvalidPayload(
-            f"payload.input.path {payload.input.path!r} is outside the job owner's folder {folder}/: "
-            f"upload the file under {folder}/ and submit the job again")
-
-
 @contextmanager
 def translate_failures(control: JobControl, work: WorkDir) -> Iterator[None]:
     """Map utils' exceptions onto the job error tree, once; messages name files, not our paths."""
@@ -319,85 +264,4 @@ def translate_failures(control: JobControl, work: WorkDir) -> Iterator[None]:
         raise StorageUnavailable(str(exc)) from exc
 
 
-class WorkDir:
-    """A job's private (0700) directory, made on first use and removed when the job ends.
-
-    A task that writes no files costs no directory: a mkdir and rmtree were a third of a no-op
-    job's time. Named job-<id>-<host>-<pid>-<attempt>: unique per attempt; host and pid tell a
-    later worker on the same host whether the owner is gone (remove_stale_work_dirs).
-    """
-
-    def __init__(self, root: Path, job: ClaimedJob) -> None:
-        self.root, self.job = root, job
-        self._made: Path | None = None
-        self._lock = threading.Lock()  # a handler's threads may ask for it at once
-
-    @property
-    def name(self) -> str:
-        return f"{WORK_DIR_PREFIX}{self.job.id}-{HOST}-{os.getpid()}-{self.job.attempts}"
-
-    @property
-    def path(self) -> Path:
-        return self._made or self.root / self.name
-
-    def make(self) -> Path:
-        with self._lock:
-            return self._make()
-
-    def _make(self) -> Path:
-        if self._made is None:
-            path = self.root / self.name
-            try:
-                path.mkdir(mode=0o700)
-            except FileNotFoundError:  # first job, or the temp root was cleaned away under us
-                self.root.mkdir(parents=True, exist_ok=True)
-                path.mkdir(mode=0o700)
-            except FileExistsError:  # left by an earlier process with our (reused) pid
-                shutil.rmtree(path, ignore_errors=True)
-                path.mkdir(mode=0o700)
-            self._made = path
-        return self._made
-
-    def __enter__(self) -> WorkDir:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._made is not None:
-            shutil.rmtree(self._made, ignore_errors=True)
-
-
-def remove_stale_work_dirs(root: Path) -> list[Path]:
-    """Remove job directories left by worker processes of this host that no longer exist.
-
-    Directories of other hosts (containers sharing WORKER_TEMP_DIR have their own hostnames and
-    pid namespaces) are left alone: their pids mean nothing here.
-    """
-    removed = []
-    for path in root.glob(f"{WORK_DIR_PREFIX}*") if root.is_dir() else []:
-        pid = _owner_pid(path.name) if f"-{HOST}-" in path.name else None
-        if pid is not None and not _pid_alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _owner_pid(name: str) -> int | None:
-    # job-<uuid>-<host>-<pid>-<attempt>: uuid and host hold dashes, so count from the end.
-    parts = name.split("-")
-    try:
-        return int(parts[-2])
-    except (IndexError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-__all__ = ["JobRunner", "JobInterrupted", "remove_stale_work_dirs"]
+__all__ = ["JobRunner", "JobInterrupted"]
