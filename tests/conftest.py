@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from tests.private_pg import PrivatePostgres
+from tests.support.private_pg import PrivatePostgres
+from tests.support.webhook_receiver import receiver  # noqa: F401 (a fixture for the whole suite)
 from worker.db import apply_migrations
 
 _counter = itertools.count()
@@ -121,11 +122,7 @@ def media_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def sample_clip(media_dir: Path) -> Path:
     """A 2 s 320x240 H.264 + AAC clip generated with lavfi."""
-    from tests.helpers import make_clip
+    from tests.support.media import make_clip
 
     return make_clip(media_dir / "sample.mp4", seconds=2)
 
-
-
-# A local webhook receiver, shared by the unit tests of utils/webhooks and the worker's tests.
-from tests.unit.test_webhooks import receiver  # noqa: E402, F401

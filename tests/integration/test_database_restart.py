@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import insert_job, start_worker, wait_for_status, worker_env
-from tests.integration.test_lifecycle import ffmpeg_pids_for, wait_until
-from tests.private_pg import PrivatePostgres
+from tests.support.private_pg import PrivatePostgres
+from tests.support.workers import ffmpeg_pids_for, insert_job, start_worker, wait_for_status, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 

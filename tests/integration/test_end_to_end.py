@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import signal
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ffprobe_json, insert_job, put_local_object, run_cli, start_worker, wait_for_status, worker_env
+from tests.support.media import ffprobe_json, sha256
+from tests.support.workers import (
+    insert_job,
+    job_row,
+    put_local_object,
+    run_cli,
+    start_worker,
+    wait_for_status,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_enqueue_then_run_until_idle_completes_the_job(db_url: str, data_dir: Path, sample_clip: Path) -> None:
@@ -24,7 +28,6 @@ def test_enqueue_then_run_until_idle_completes_the_job(db_url: str, data_dir: Pa
     shown = run_cli(["jobs", "show", job_id], env).stdout
     assert '"status": "completed"' in shown
 
-    from tests.helpers import job_row
     row = job_row(db_url, job_id)
     assert row["status"] == "completed" and row["progress"] == 100 and row["attempts"] == 1
     outputs = {o["kind"]: o for o in row["result"]["outputs"]}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_clip
-from tests.media_inputs import hls_playlist_disguised
+from tests.support.media import make_clip
+from tests.support.media_inputs import hls_playlist_disguised
 from utils.ffmpeg import ALLOWED_DEMUXERS, FFmpegStopped, MediaError, probe
 from utils.ffmpeg_commands import ProcessOutputs, WebVideoOptions, video_process_command
 from utils.ffmpeg_supervisor import RunLimits, run_ffmpeg

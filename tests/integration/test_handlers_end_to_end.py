@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import create_database, drop_database
-from tests.helpers import ffprobe_json, insert_job, put_local_object, start_worker, wait_for_status, worker_env
-from tests.media_inputs import generate_inputs
+from tests.support.media import ffprobe_json
+from tests.support.media_inputs import generate_inputs
+from tests.support.workers import insert_job, put_local_object, start_worker, wait_for_status, worker_env
 
 pytestmark = pytest.mark.slow
 

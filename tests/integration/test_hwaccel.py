@@ -9,7 +9,7 @@ import pytest
 
 from handlers import load_handlers
 from handlers.base import HandlerResult, JobContext, MediaSettings
-from tests.helpers import make_clip
+from tests.support.media import make_clip
 from utils.ffmpeg import MediaLimits, probe
 from utils.ffmpeg_commands import WebVideoOptions, encoder_test_command
 from utils.hwaccel import AccelChoice, choose_accel

@@ -12,7 +12,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import insert_job, job_row, run_cli, start_worker, wait_for_status, worker_env
+from tests.support.workers import (
+    ffmpeg_pids_for,
+    insert_job,
+    job_row,
+    run_cli,
+    start_worker,
+    wait_for_status,
+    wait_until,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -21,29 +30,6 @@ TEST_HANDLERS = {"WORKER_HANDLER_MODULES": "tests.lifecycle_handlers"}
 
 def env_for(db_url: str, data_dir: Path, **overrides: object) -> dict[str, str]:
     return worker_env(db_url, data_dir, **{**TEST_HANDLERS, **overrides})
-
-
-def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def ffmpeg_pids_for(job_id: str) -> list[int]:
-    """ffmpeg processes whose command line mentions this job (its work directory does)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmdline and cmdline[0].endswith(b"ffmpeg") and any(job_id.encode() in part for part in cmdline):
-            pids.append(int(proc.name))
-    return pids
 
 
 def outputs_of(data_dir: Path, job_id: str) -> list[Path]:

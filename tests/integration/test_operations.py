@@ -12,11 +12,19 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import insert_job, job_row, put_local_object, run_cli, start_worker, wait_for_status, worker_env
-from tests.integration.test_lifecycle import wait_until
-from tests.private_pg import PrivatePostgres
 from tests.storage_server import StorageServer
-from tests.unit.test_webhooks import SECRET, Receiver, spec_verify
+from tests.support.private_pg import PrivatePostgres
+from tests.support.webhook_receiver import SECRET, Receiver, spec_verify
+from tests.support.workers import (
+    insert_job,
+    job_row,
+    put_local_object,
+    run_cli,
+    start_worker,
+    wait_for_status,
+    wait_until,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
 

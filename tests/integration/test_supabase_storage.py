@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import subprocess
@@ -14,8 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import ROOT
 from tests.storage_server import StorageServer
+from tests.support.media import sha256
+from tests.support.workers import ROOT
 from utils.storage import StorageError, UploadRecord
 from utils.storage_transfer import TransferLimits
 from utils.supabase_storage import SupabaseStorage
@@ -61,14 +61,6 @@ def random_file(path: Path, size: int, seed: int = 1) -> Path:
             f.write(rng.randbytes(n))
             left -= n
     return path
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 * MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import time
 from collections.abc import Iterator
@@ -10,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import insert_job, job_row, run_cli, start_worker, wait_for_status, worker_env
 from tests.storage_server import StorageServer
+from tests.support.media import sha256
+from tests.support.workers import insert_job, job_row, run_cli, start_worker, wait_for_status, worker_env
 
 pytestmark = pytest.mark.slow
 KEY = "service-key"
@@ -32,10 +32,6 @@ def server(sample_clip: Path) -> Iterator[StorageServer]:
 def supabase_env(db_url: str, data_dir: Path, server: StorageServer, **overrides: object) -> dict[str, str]:
     return worker_env(db_url, data_dir, SUPABASE_URL=server.url, SUPABASE_SERVICE_ROLE_KEY=KEY,
                       WORKER_HANDLER_MODULES="tests.blob_handler", **overrides)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_a_video_job_completes_through_supabase_storage(db_url: str, data_dir: Path, server: StorageServer) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import insert_job, job_row, put_local_object, run_cli, worker_env
+from tests.support.workers import insert_job, job_row, put_local_object, run_cli, worker_env
 from worker.db import JobStore
 from worker.errors import JobRefused
 

@@ -1,4 +1,4 @@
-"""Helpers for tests: generated media, worker processes, waiting on job rows."""
+"""Worker processes, job rows, and waiting for events instead of sleeping."""
 
 from __future__ import annotations
 
@@ -7,30 +7,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_clip(path: Path, seconds: float = 2, size: str = "320x240", rate: int = 25, audio: bool = True,
-              extra: list[str] | None = None) -> Path:
-    """Generate a small H.264 (+ AAC) clip with lavfi."""
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
-    if audio:
-        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
-    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *(extra or []), str(path)]
-    subprocess.run(cmd, check=True)
-    return path
-
-
-def ffprobe_json(path: Path) -> dict[str, Any]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-                         check=True, capture_output=True, text=True).stdout
-    data: dict[str, Any] = json.loads(out)
-    return data
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_env(db_url: str, data_dir: Path, **overrides: Any) -> dict[str, str]:
@@ -70,6 +53,30 @@ def start_worker(env: dict[str, str], *args: str, log_path: Path | None = None) 
     finally:
         if out:
             out.close()  # the child holds its own copy
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
+    """Poll predicate until it is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def ffmpeg_pids_for(job_id: str) -> list[int]:
+    """ffmpeg processes whose command line mentions this job (its work directory does)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"ffmpeg") and any(job_id.encode() in part for part in cmdline):
+            pids.append(int(proc.name))
+    return pids
 
 
 def job_row(db_url: str, job_id: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from tests.helpers import make_clip
+from tests.support.media import make_clip
 
 LAVFI_VIDEO = "testsrc2=size={size}:rate={rate}:duration={seconds}"
 
