@@ -59,6 +59,19 @@ class JobControl:
             raise self._interrupt
 
 
+def renewal_due(progress: float, stage: str, written: tuple[float, str], last_write: float, now: float,
+                interval: float, interrupted: JobInterrupted | None) -> bool:
+    """Whether a heartbeat should write now: the progress moved a step or the stage changed since
+    `written` (the last (progress, stage) written), or `interval` seconds passed since `last_write`.
+
+    Renewals go on after a cancel or shutdown request: the job still needs its lease until the
+    runner has stopped it and written the outcome. Only a lost lease ends them."""
+    if isinstance(interrupted, LeaseLost):
+        return False
+    moved = abs(progress - written[0]) >= PROGRESS_STEP or stage != written[1]
+    return moved or now - last_write >= interval
+
+
 @dataclass
 class _Watch:
     """The job a heartbeat is renewing, and what it last wrote."""
@@ -111,13 +124,8 @@ class Heartbeat(threading.Thread):
                         JOB_LOG_CONTEXT.reset(token)
 
     def _due(self, watch: _Watch) -> bool:
-        # Keep renewing after a cancel or shutdown request: the job still needs its lease until
-        # the runner has stopped it and written the outcome. Only a lost lease ends renewals.
-        if isinstance(watch.control.interrupted, LeaseLost):
-            return False
-        state = (watch.control.progress, watch.control.stage)
-        moved = abs(state[0] - watch.written[0]) >= PROGRESS_STEP or state[1] != watch.written[1]
-        return moved or time.monotonic() - watch.last_write >= self.interval
+        return renewal_due(watch.control.progress, watch.control.stage, watch.written, watch.last_write,
+                           time.monotonic(), self.interval, watch.control.interrupted)
 
     def _beat(self, watch: _Watch) -> None:
         now = watch.last_write = time.monotonic()
