@@ -40,9 +40,9 @@ def upload(method: str, url: str, source: Path) -> None:
     import requests
     from storage3 import SyncStorageClient
 
-    from utils.storage_transfer import TransferLimits
-    from utils.supabase_storage import SupabaseStorage
-    from utils.tus import storage_urls
+    from utils.supabase.storage import SupabaseStorage
+    from utils.supabase.transfer import TransferLimits
+    from utils.supabase.tus import storage_urls
 
     path, size = f"bench/{method}-{source.name}", source.stat().st_size
     ours = {"ours-6mib": 6 * MiB, "ours-32mib": 32 * MiB}

@@ -52,7 +52,7 @@ def media_settings(settings: Settings, accel: Accel = CPU) -> MediaSettings:
 def open_storage(settings: Settings, bucket_rules: dict[str, tuple[int | None, list[str] | None]]) -> Storage:
     """Supabase Storage when SUPABASE_URL is set, else local folders enforcing the bucket rows."""
     if settings.supabase_url:
-        from utils.supabase_storage import open_supabase_storage  # storage3/httpx load only when used
+        from utils.supabase.storage import open_supabase_storage  # storage3/httpx load only when used
 
         return open_supabase_storage(settings, on_retry=metrics.UPLOAD_RETRIES.inc)
     rules = {bucket: BucketRules(limit, tuple(mimes) if mimes else None)

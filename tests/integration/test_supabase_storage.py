@@ -17,9 +17,9 @@ from tests.storage_server import StorageServer
 from tests.support.media import sha256
 from tests.support.workers import ROOT
 from utils.storage import StorageError, UploadRecord
-from utils.storage_transfer import TransferLimits
-from utils.supabase_storage import SupabaseStorage
-from utils.tus import storage_urls
+from utils.supabase.storage import SupabaseStorage
+from utils.supabase.transfer import TransferLimits
+from utils.supabase.tus import storage_urls
 
 MiB = 1024 * 1024
 KEY = "service-key"
@@ -231,9 +231,9 @@ def test_info_and_delete(server: StorageServer) -> None:
 RSS_PROBE = textwrap.dedent("""
     import resource, sys
     from pathlib import Path
-    from utils.storage_transfer import TransferLimits
-    from utils.supabase_storage import SupabaseStorage
-    from utils.tus import storage_urls
+    from utils.supabase.transfer import TransferLimits
+    from utils.supabase.storage import SupabaseStorage
+    from utils.supabase.tus import storage_urls
     storage = SupabaseStorage(storage_urls(sys.argv[1]), "service-key", TransferLimits(600, 3, 6 << 20, 6 << 20))
     storage.bucket_rules("media-outputs")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

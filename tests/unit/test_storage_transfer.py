@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from utils.storage import StorageError, UploadRecord
-from utils.storage_transfer import BackgroundSha256, FileSlice, Transfer
-from utils.tus import Deadline
+from utils.supabase.transfer import BackgroundSha256, FileSlice, Transfer
+from utils.supabase.tus import Deadline
 
 
 def test_a_file_slice_reads_exactly_its_bytes_in_blocks() -> None:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from utils.tus import (
+from utils.supabase.tus import (
     Failure,
     chunk_length,
     explain,
@@ -104,7 +104,7 @@ def test_retry_delay_grows_and_honours_retry_after() -> None:
 
 
 def test_the_overall_deadline_grows_with_the_file() -> None:
-    from utils.tus import transfer_seconds
+    from utils.supabase.tus import transfer_seconds
 
     assert transfer_seconds(600, 0) == 600
     # a 2 GiB output gets 600 s plus 2048 s: a slow but moving link is not cut off at 600 s

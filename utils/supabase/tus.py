@@ -1,6 +1,6 @@
 """Pure pieces of talking to Supabase Storage: URLs, TUS arithmetic, error classification.
 
-Nothing here does I/O; `utils.supabase_storage` calls these around its HTTP requests.
+Nothing here does I/O; `utils.supabase.http` and `utils.supabase.upload` call these around its HTTP requests.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import structlog
 from requests.adapters import HTTPAdapter
 
 from utils.storage import ProgressCallback, StorageError, UploadJournal, UploadRecord, file_sha256
-from utils.tus import (
+from utils.supabase.tus import (
     TUS_VERSION,
     UPLOAD_GONE_STATUSES,
     Deadline,

@@ -1,0 +1,142 @@
+"""Sending one file to Storage: storage3 for small files, TUS in chunks read from disk for large ones.
+
+A resumable upload resumes from the server's offset after any failure, and from the job's
+journal when a retried job uploads the very same file again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import IO
+
+import httpx
+import requests
+import structlog
+from storage3 import SyncStorageClient
+from storage3.exceptions import StorageApiError
+
+from utils.storage import StorageError
+from utils.supabase.http import StorageHttp
+from utils.supabase.transfer import FileSlice, NoResumableEndpoint, Refused, Transfer, UploadGone, upload_gone_on
+from utils.supabase.tus import Failure, StorageUrls, explain, object_url
+
+log = structlog.get_logger("storage")
+CACHE_CONTROL = "3600"
+
+
+@dataclass
+class Uploader:
+    """Uploads over one StorageHttp session, plus the storage3 client for small files."""
+
+    http: StorageHttp
+    urls: StorageUrls
+
+    def __post_init__(self) -> None:
+        limits = self.http.limits
+        self.http_client = httpx.Client(timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout))
+        self.client = SyncStorageClient(self.urls.rest + "/", self.http.auth, http_client=self.http_client)
+
+    def close(self) -> None:
+        self.http_client.close()
+
+    def upload(self, t: Transfer) -> None:
+        """Send every byte of t: resumable from UPLOAD_RESUMABLE_THRESHOLD_MB up, else in one request."""
+        if 0 < t.size and t.size >= self.http.limits.resumable_threshold:
+            self._upload_resumable(t)
+        else:
+            self.http.retrying(lambda n: self._upload_standard(t), t.deadline, "upload")
+            t.report(t.size)
+
+    def _upload_standard(self, t: Transfer) -> None:
+        """One storage3 upload with upsert and an explicit content type."""
+        options = {"content-type": t.content_type, "upsert": "true", "cache-control": CACHE_CONTROL}
+        with open(t.source, "rb") as f, translate_storage3(t):
+            self.client.from_(t.bucket).upload(t.path, f, options)  # type: ignore[arg-type]
+
+    def _upload_streamed(self, t: Transfer) -> None:
+        """One raw request with the file as body and a Content-Length (no TUS on this server)."""
+        headers = {"Content-Type": t.content_type, "x-upsert": "true", "cache-control": CACHE_CONTROL,
+                   "Content-Length": str(t.size)}
+        with open(t.source, "rb") as f:
+            self.http.send("POST", object_url(self.urls.rest, "object", t.bucket, t.path), t.deadline, "upload",
+                           t.bucket, size=t.size, data=FileSlice(f, 0, t.size), headers=headers)
+
+    def _upload_resumable(self, t: Transfer) -> None:
+        """TUS: resume the journal's upload if it carries this very file, else create one; send every byte."""
+        record = t.journal.load(t.bucket, t.path) if t.journal else None
+        url = record.url if record and (record.size, record.sha256) == (t.size, t.sha256.result()) else None
+        if url:
+            log.info("upload_resuming", bucket=t.bucket, path=t.path)
+        try:
+            self._upload_tus(t, url)
+        except StorageError:
+            t.record_upload(wait=True)  # so that a retry of the job can continue this upload
+            raise
+
+    def _upload_tus(self, t: Transfer, url: str | None) -> None:
+        for _ in range(self.http.limits.max_retries + 1):
+            try:
+                self._send_chunks(t, url or self._create_upload(t), None if url else 0)
+                return
+            except NoResumableEndpoint:
+                log.info("upload_without_tus", reason="no resumable endpoint on this server")
+                self.http.retrying(lambda n: self._upload_streamed(t), t.deadline, "upload")
+                t.report(t.size)
+                return
+            except UploadGone as exc:
+                log.warning("upload_restarting", reason=str(exc))
+                url = None
+        raise StorageError(f"resumable upload of {t.bucket}/{t.path} kept vanishing on the server", permanent=False)
+
+    def _create_upload(self, t: Transfer) -> str:
+        headers = {**t.tus_headers(), "Content-Length": "0"}
+        try:
+            resp = self.http.retrying(lambda n: self.http.send(
+                "POST", self.urls.resumable, t.deadline, "creating the upload", t.bucket, ok=(201,), size=t.size,
+                headers=headers), t.deadline, "create upload")
+        except Refused as exc:
+            if exc.failure.status in (404, 405) and "bucket" not in exc.failure.message.lower():
+                raise NoResumableEndpoint(str(exc), permanent=False) from exc
+            raise
+        url = requests.compat.urljoin(self.urls.resumable + "/", resp.headers["Location"])
+        t.record_upload(url)
+        return url
+
+    def _send_chunks(self, t: Transfer, url: str, offset: int | None) -> None:
+        """PATCH chunk after chunk from the server's offset; a None offset asks the server first."""
+        with open(t.source, "rb") as f:
+            while offset is None or offset < t.size:
+                offset = self.http.retrying(partial(self._push_chunk, t, url, f, offset), t.deadline, "upload chunk")
+                t.report(offset)
+                t.record_upload()
+
+    def _push_chunk(self, t: Transfer, url: str, f: IO[bytes], offset: int | None, attempt: int) -> int:
+        """Send one chunk from offset (HEAD first when unknown or retrying); return the server's new offset."""
+        with upload_gone_on():
+            if offset is None or attempt > 0:
+                resp = self.http.send("HEAD", url, t.deadline, "checking the upload", t.bucket, headers=t.tus_base())
+                offset = t.offset_from(resp.headers.get("Upload-Offset"))
+                if offset == t.size:
+                    return offset
+            length = t.next_chunk(offset, self.http.limits.chunk_size)
+            headers = {**t.tus_base(), "Upload-Offset": str(offset), "Content-Length": str(length),
+                       "Content-Type": "application/offset+octet-stream"}
+            resp = self.http.send("PATCH", url, t.deadline, "uploading a chunk", t.bucket, ok=(204, 200),
+                                  size=t.size, data=FileSlice(f, offset, length), headers=headers)
+            return t.offset_from(resp.headers.get("Upload-Offset"))
+
+
+@contextmanager
+def translate_storage3(t: Transfer) -> Iterator[None]:
+    """storage3/httpx errors as StorageError, classified like our own requests."""
+    try:
+        yield
+    except StorageApiError as exc:
+        status = int(exc.status) if str(exc.status).isdigit() else 500
+        failure = Failure(status, str(exc.code), str(exc.message))
+        raise Refused(explain(failure, "upload", t.bucket, t.size), failure) from exc
+    except httpx.HTTPError as exc:
+        raise StorageError(f"upload: {type(exc).__name__}: {exc}", permanent=False) from exc
