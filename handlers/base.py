@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from utils.ffmpeg import MediaError, MediaLimits, ProbeResult
 from utils.ffmpeg_commands import Tonemap, WebVideoOptions
-from utils.ffmpeg_supervisor import RunLimits, run_ffmpeg
+from utils.ffmpeg_supervisor import run_ffmpeg
+from utils.ffmpeg_watchdog import RunLimits
 from utils.media_plan import CPU, Accel
 from utils.verify import Expect
 from worker.errors import InvalidPayload

@@ -1,7 +1,8 @@
 """Running ffprobe and ffmpeg safely: argv lists only, limits, and a supervisor.
 
 `probe()` reads a local file with a demuxer allow-list, so a playlist or concat file
-disguised as .mp4 is refused before anything opens the files it points at.
+disguised as .mp4 is refused before anything opens the files it points at; `probe_output()`
+reads one of our own outputs. Every ffprobe run goes through `run_ffprobe()`.
 `utils.ffmpeg_supervisor.run_ffmpeg()` runs one ffmpeg in its own process group and kills
 the whole group on timeout, stall or a stop request.
 """
@@ -164,16 +165,27 @@ def probe_argv(ffprobe: str, path: Path) -> list[str]:
             "-show_format", "-show_streams", "-of", "json", "-i", f"file:{path}"]
 
 
+def output_probe_argv(ffprobe: str, path: Path) -> list[str]:
+    """Our own outputs need no demuxer allow-list: they include images, playlists and WebVTT."""
+    return [ffprobe, "-v", "error", "-hide_banner", "-protocol_whitelist", "file",
+            "-show_format", "-show_streams", "-of", "json", "-i", f"file:{path}"]
+
+
+def run_ffprobe(argv: list[str], timeout_message: str) -> subprocess.CompletedProcess[str]:
+    """Run ffprobe without stdin; raise MediaError(timeout_message) past PROBE_TIMEOUT_SECONDS."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(timeout_message) from exc
+
+
 def probe(ffprobe: str, path: Path) -> ProbeResult:
     """Probe a local file with the demuxer allow-list; raise MediaError if it is not usable media."""
     if path.stat().st_size == 0:
         raise MediaError("the input file is empty (0 bytes): upload the video again")
-    try:
-        proc = subprocess.run(probe_argv(ffprobe, path), capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(f"ffprobe took over {PROBE_TIMEOUT_SECONDS}s on the input; it is not a usable media file") \
-            from exc
+    proc = run_ffprobe(probe_argv(ffprobe, path),
+                       f"ffprobe took over {PROBE_TIMEOUT_SECONDS}s on the input; it is not a usable media file")
     tail = stderr_tail(proc.stderr)
     if proc.returncode != 0:
         if "not on whitelist" in proc.stderr:
@@ -181,6 +193,15 @@ def probe(ffprobe: str, path: Path) -> ProbeResult:
                              f"refused); upload one of: {', '.join(ALLOWED_DEMUXERS)}", tail)
         raise MediaError("the input is not a readable video or audio file (ffprobe could not parse it); "
                          "check the upload is complete and not corrupt", tail)
+    return parse_probe(json.loads(proc.stdout or "{}"))
+
+
+def probe_output(ffprobe: str, path: Path) -> ProbeResult:
+    """ffprobe one of our own outputs (local files only); raise MediaError if it is unreadable."""
+    proc = run_ffprobe(output_probe_argv(ffprobe, path),
+                       f"output {path.name} could not be probed in {PROBE_TIMEOUT_SECONDS}s")
+    if proc.returncode != 0:
+        raise MediaError(f"output {path.name} is not readable media", stderr_tail(proc.stderr))
     return parse_probe(json.loads(proc.stdout or "{}"))
 
 

@@ -1,5 +1,7 @@
 """Supervising one ffmpeg run: its own process group, -progress parsing, a wall-clock limit,
 a stall watchdog and stop requests, each of which kills the whole group.
+
+When to kill (the limits and the stall rule) is decided in `utils.ffmpeg_watchdog`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from utils.ffmpeg import STDERR_TAIL_LINES, FFmpegStopped, MediaError
+from utils.ffmpeg import STDERR_TAIL_LINES
+from utils.ffmpeg_watchdog import RunLimits, Watchdog, exit_failure
 
 
 def _integer(value: str | None) -> int | None:
@@ -60,12 +63,6 @@ def parse_out_time(block: dict[str, str]) -> float | None:
     return None
 
 
-@dataclass(frozen=True)
-class RunLimits:
-    timeout_seconds: float
-    stall_seconds: float
-
-
 def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
                on_progress: Callable[[float], None] | None = None,
                should_stop: Callable[[], bool] = lambda: False, poll_seconds: float = 0.2) -> str:
@@ -74,51 +71,60 @@ def run_ffmpeg(argv: list[str], *, duration: float, limits: RunLimits,
     Reports progress as a fraction 0..1 of `duration`. Raises MediaError when ffmpeg fails,
     times out or stalls (the latter two retryable), and FFmpegStopped when should_stop() turns true.
     """
-    cmd = dies_with_parent([argv[0], "-nostdin", "-progress", "pipe:1", "-nostats", *argv[1:]])
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    progress, errors = _Progress(), deque[str](maxlen=STDERR_TAIL_LINES)
-    readers = [threading.Thread(target=_read_progress, args=(proc, progress), daemon=True),
-               threading.Thread(target=_read_stderr, args=(proc, errors), daemon=True)]
-    for reader in readers:
-        reader.start()
-    started = time.monotonic()
+    run = SupervisedRun.start(argv)
+    watchdog = Watchdog(limits, should_stop)
     try:
-        while proc.poll() is None:
-            now = time.monotonic()
-            if should_stop():
-                raise FFmpegStopped("ffmpeg was stopped on request")
-            if now - started > limits.timeout_seconds:
-                raise MediaError(f"ffmpeg ran over its {limits.timeout_seconds:.0f}s limit "
-                                 "(FFMPEG_TIMEOUT_SECONDS) and was killed", "\n".join(errors), retryable=True)
-            if now - progress.changed_at > limits.stall_seconds:
-                raise MediaError(f"ffmpeg made no progress for {limits.stall_seconds:.0f}s "
-                                 "(FFMPEG_STALL_SECONDS) and was killed", "\n".join(errors), retryable=True)
+        while run.proc.poll() is None:
+            watchdog.check(time.monotonic(), run.progress.changed_at, run.stderr_tail())
             if on_progress and duration > 0:
-                on_progress(min(progress.out_time / duration, 1.0))
-            _wait_briefly(proc, poll_seconds)
+                on_progress(min(run.progress.out_time / duration, 1.0))
+            _wait_briefly(run.proc, poll_seconds)
     finally:
-        if proc.poll() is None:
-            kill_process_group(proc)
-        for reader in readers:
+        run.close()
+    failure = exit_failure(run.proc.returncode, run.stderr_tail())
+    if failure is not None:
+        raise failure
+    if on_progress:
+        on_progress(1.0)
+    return run.stderr_tail()
+
+
+@dataclass
+class SupervisedRun:
+    """One ffmpeg process in its own group, with threads reading its -progress and stderr pipes."""
+
+    proc: subprocess.Popen[str]
+    progress: _Progress = field(default_factory=_Progress)
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, argv: list[str]) -> SupervisedRun:
+        """Start ffmpeg with -progress on stdout, no stdin, and a new session (so a process group)."""
+        cmd = dies_with_parent([argv[0], "-nostdin", "-progress", "pipe:1", "-nostats", *argv[1:]])
+        run = cls(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True))
+        run.readers = [threading.Thread(target=_read_progress, args=(run.proc, run.progress), daemon=True),
+                       threading.Thread(target=_read_stderr, args=(run.proc, run.errors), daemon=True)]
+        for reader in run.readers:
+            reader.start()
+        return run
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self.errors)
+
+    def close(self) -> None:
+        """Kill the group if ffmpeg still runs, then let the readers finish and close the pipes."""
+        if self.proc.poll() is None:
+            kill_process_group(self.proc)
+        for reader in self.readers:
             reader.join(timeout=5)
         # A reader still blocked means something outside the group holds the pipe; closing it under
         # the reader would deadlock, so leave it to the daemon thread.
-        if not any(reader.is_alive() for reader in readers):
-            for pipe in (proc.stdout, proc.stderr):
+        if not any(reader.is_alive() for reader in self.readers):
+            for pipe in (self.proc.stdout, self.proc.stderr):
                 if pipe is not None:
                     pipe.close()
-    if proc.returncode != 0:
-        tail = "\n".join(errors)
-        killed = proc.returncode < 0
-        disk_full = "No space left on device" in tail  # the machine's fault, not the input's
-        reason = (f"ffmpeg was killed by signal {-proc.returncode}" if killed
-                  else "ffmpeg ran out of disk space: free space under WORKER_TEMP_DIR" if disk_full
-                  else f"ffmpeg failed (exit {proc.returncode}) on this input")
-        raise MediaError(reason, tail, retryable=killed or disk_full)
-    if on_progress:
-        on_progress(1.0)
-    return "\n".join(errors)
 
 
 # setpriv (util-linux) sets PR_SET_PDEATHSIG and then execs ffmpeg, so a worker killed with

@@ -6,12 +6,10 @@ and raises MediaError listing every mismatch, so a broken encode never reaches S
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.ffmpeg import PROBE_TIMEOUT_SECONDS, MediaError, ProbeResult, parse_probe, stderr_tail
+from utils.ffmpeg import MediaError, ProbeResult, probe_output
 
 
 @dataclass(frozen=True)
@@ -48,20 +46,6 @@ def problems(found: ProbeResult, expect: Expect) -> list[str]:
     if expect.duration is not None and abs(found.duration - expect.duration) > expect.tolerance:
         issues.append(f"expected {expect.duration:.2f}s (±{expect.tolerance:.2f}), found {found.duration:.2f}s")
     return issues
-
-
-def probe_output(ffprobe: str, path: Path) -> ProbeResult:
-    """ffprobe one of our own outputs (local files only); raise MediaError if it is unreadable."""
-    argv = [ffprobe, "-v", "error", "-hide_banner", "-protocol_whitelist", "file",
-            "-show_format", "-show_streams", "-of", "json", "-i", f"file:{path}"]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(f"output {path.name} could not be probed in {PROBE_TIMEOUT_SECONDS}s") from exc
-    if proc.returncode != 0:
-        raise MediaError(f"output {path.name} is not readable media", stderr_tail(proc.stderr))
-    return parse_probe(json.loads(proc.stdout or "{}"))
 
 
 def verify_output(ffprobe: str, path: Path, expect: Expect, name: str) -> None:

@@ -16,7 +16,8 @@ from tests.support.media import make_clip
 from tests.support.media_inputs import hls_playlist_disguised
 from utils.ffmpeg import ALLOWED_DEMUXERS, FFmpegStopped, MediaError, probe
 from utils.ffmpeg_commands import ProcessOutputs, WebVideoOptions, video_process_command
-from utils.ffmpeg_supervisor import RunLimits, run_ffmpeg
+from utils.ffmpeg_supervisor import run_ffmpeg
+from utils.ffmpeg_watchdog import RunLimits
 
 LONG_REALTIME_SOURCE = ["-re", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=600"]
 
