@@ -35,7 +35,7 @@ from handlers.base import Handler, HandlerResult, Payload  # noqa: E402
 from utils.storage import LocalStorage  # noqa: E402
 from worker.config import load_settings  # noqa: E402
 from worker.daemon import Worker  # noqa: E402
-from worker.db import JobStore, apply_migrations  # noqa: E402
+from worker.db import Completion, JobStore, apply_migrations  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import media_settings  # noqa: E402
 
@@ -234,7 +234,7 @@ def claim_costs(urls: list[str], claims: int, batch: int = 100) -> list[tuple[fl
                 job = store.claim_next_job()
                 claiming[i] += time.perf_counter() - t0
                 assert job is not None
-                store.complete_job(job.id, {})
+                store.complete_and_claim([Completion(job.id, store.worker_id, {})], [])
             total[i] += time.perf_counter() - started
     for store in stores:
         store.close()

@@ -1,12 +1,17 @@
-"""The queue side of a worker process: one thread claims jobs for every slot and records their
-completions, a batch per statement.
+"""The queue side of a worker process: one owner for every claim and every job outcome.
 
-Slots hand in finished jobs and wait for their next one. Each round completes every job handed
-in since the last round and leases a job to every slot that wants one, in one statement and one
-commit (COMPLETE_AND_CLAIM). Under load a round carries many slots' work, so the queue's cost per
-job falls as the load rises, as in the faster Postgres queues. An idle worker still starts a job
-one claim after the insert's NOTIFY: this thread waits on the LISTEN socket itself and hands the
-claimed job straight to the waiting slot.
+Slots hand in how their job ended (an Outcome) and wait for their next job. Each round records
+every outcome handed in since the last round and leases a job to every slot that wants one:
+completions and claims in one statement and one commit (COMPLETE_AND_CLAIM), the rarer
+outcomes (failed, retry, cancelled, released) each in its own statement first. Under load a
+round carries many slots' work, so the queue's cost per job falls as the load rises, as in the
+faster Postgres queues. An idle worker still starts a job one claim after the insert's NOTIFY:
+this thread waits on the LISTEN socket itself and hands the claimed job straight to the slot.
+
+When a round fails with the database away, its outcomes stay here and are written again at the
+next round, until their lease would have run out. Whether a write whose reply was lost had
+committed is checked in one place (`worker.recording.already_written`); claims a lost reply may have carried
+are given back in one place (`_give_back_unseen_claims`).
 """
 
 from __future__ import annotations
@@ -19,41 +24,18 @@ from typing import Any
 from uuid import UUID
 
 from utils.backoff import backoff_delay
-from worker.db import ClaimedJob, Completion, JobStore
+from worker.db import ClaimedJob, JobStore
 from worker.db.listener import JobNotifications
 from worker.errors import DatabaseUnavailable, LeaseLost
 from worker.logs import JOB_LOG_CONTEXT, log
+from worker.outcome import Abandoned, Completed, Outcome
+from worker.recording import Recorded, Request, already_written, write_outcome
 
 DB_RETRY_CAP_SECONDS = 30.0
 
 
-class _Request:
-    """A slot waiting on the dispatcher: for a job, or for its completion to be recorded."""
-
-    __slots__ = ("slot", "completion", "wants_job", "_unanswered", "_job", "_error")
-
-    def __init__(self, slot: str, completion: Completion | None, wants_job: bool) -> None:
-        self.slot, self.completion, self.wants_job = slot, completion, wants_job
-        # Held until answered: a bare lock is the cheapest hand-off between threads in CPython
-        # (an Event runs a Condition in Python; it was a fifth of the worker's time per job).
-        self._unanswered = threading.Lock()
-        self._unanswered.acquire()
-        self._job: ClaimedJob | None = None
-        self._error: Exception | None = None
-
-    def answer(self, job: ClaimedJob | None = None, error: Exception | None = None) -> None:
-        self._job, self._error = job, error
-        self._unanswered.release()
-
-    def wait(self) -> ClaimedJob | None:
-        self._unanswered.acquire()
-        if self._error is not None:
-            raise self._error
-        return self._job
-
-
 class Dispatcher(threading.Thread):
-    """Claims and completions for all slots of one worker (slots named by their lease holder id)."""
+    """Claims and outcomes for all slots of one worker (slots named by their lease holder id)."""
 
     def __init__(self, store: JobStore, types: tuple[str, ...], poll_seconds: float,
                  notifications: JobNotifications | None, stopping: threading.Event, until_idle: bool) -> None:
@@ -61,7 +43,7 @@ class Dispatcher(threading.Thread):
         self.store, self.types, self.poll_seconds = store, types, poll_seconds
         self.notifications = notifications  # None: poll only (transaction pooler, --until-idle)
         self.stopping, self.until_idle = stopping, until_idle
-        self._incoming: list[_Request] = []
+        self._incoming: list[Request] = []
         self._lock = threading.Lock()
         self._closed = False
         self._bell, self._bell_rope = socket.socketpair()
@@ -71,11 +53,12 @@ class Dispatcher(threading.Thread):
         # What follows is only touched under it.
         self._round_lock = threading.Lock()
         self._look_again = False
-        self._waiting: list[_Request] = []  # idle slots, until a round finds them a job
+        self._waiting: list[Request] = []  # idle slots, until a round finds them a job
+        self._unwritten: list[Request] = []  # outcomes not yet recorded (the database was away)
         self._next_poll = 0.0
         self._failures = 0
-        # After a round whose reply was lost: slot -> the job it still runs (None: none). Jobs the
-        # lost round leased to these slots are given back before anything else is claimed.
+        # After a round whose reply was lost, or a slot's crash: slot -> the job it still runs
+        # (None: none). Whatever else is leased to these slots is given back before the next claim.
         self._unsure: dict[str, UUID | None] = {}
 
     # Called by slots.
@@ -83,14 +66,24 @@ class Dispatcher(threading.Thread):
     def next_job(self, slot: str) -> ClaimedJob | None:
         """Wait for a job leased to `slot`. None when the worker stops, or, with --until-idle,
         when nothing is claimable now."""
-        return self._submit(_Request(slot, None, wants_job=True))
+        recorded = self._submit(Request(slot, None, None, wants_job=True))
+        return recorded.next_job
 
-    def complete(self, slot: str, job_id: UUID, result: dict[str, Any], claim_next: bool) -> ClaimedJob | None:
-        """Record the job as completed and, if asked, lease `slot` its next job in the same round.
+    def record(self, slot: str, job_id: UUID, outcome: Outcome, claim_next: bool) -> Recorded:
+        """Record how `slot`'s job ended and, if asked, lease the slot its next job in the same round.
 
-        Raises LeaseLost if the job was no longer leased to `slot`, DatabaseUnavailable if the
-        round failed (whether it committed is unknown: the caller checks before retrying)."""
-        return self._submit(_Request(slot, Completion(job_id, slot, result), wants_job=claim_next))
+        Returns the job's state as written ("lease_lost" when another worker owns it now,
+        "not_written" when the database could not take it before the lease ran out) and the next job."""
+        if isinstance(outcome, Abandoned):
+            log.warning("job_abandoned", reason=outcome.reason)
+            return Recorded(outcome.name, None)
+        deadline = time.monotonic() + self.store.lease_seconds
+        return self._submit(Request(slot, job_id, outcome, wants_job=claim_next, deadline=deadline))
+
+    def forget_claims(self, slot: str, keep: UUID | None = None) -> None:
+        """`slot` crashed: give back whatever is leased to it but `keep` at the next round."""
+        with self._round_lock:
+            self._unsure[slot] = keep
 
     def wake(self) -> None:
         """Look again now: the worker began stopping."""
@@ -109,10 +102,10 @@ class Dispatcher(threading.Thread):
         self._bell.close()
         self._bell_rope.close()
 
-    def _submit(self, request: _Request) -> ClaimedJob | None:
+    def _submit(self, request: Request) -> Recorded:
         with self._lock:
             if self._closed:
-                return None
+                return Recorded("not_written" if request.outcome else "stopped", None)
             self._incoming.append(request)
             first = len(self._incoming) == 1
         # With no round running, the slot runs one itself: no hand-off to this thread and back
@@ -125,7 +118,7 @@ class Dispatcher(threading.Thread):
             finally:
                 self._round_lock.release()
                 JOB_LOG_CONTEXT.reset(token)
-            if self._waiting:  # this thread must know to poll for them
+            if self._waiting or self._unwritten:  # this thread must know to come back for them
                 self._ring()
         elif first:  # later ones ride on the same wake-up
             self._ring()
@@ -164,16 +157,18 @@ class Dispatcher(threading.Thread):
         """Run a round for what has come in, if due; False once closed."""
         with self._lock:
             batch, self._incoming, closed = self._incoming, [], self._closed
-        if closed and not batch:
+        if closed and not batch and not self._unwritten:
             self._answer_waiting()
             return False
-        completions = [r for r in batch if r.completion is not None]
-        arrived = [r for r in batch if r.completion is None]
+        fresh = [r for r in batch if r.outcome is not None]
+        arrived = [r for r in batch if r.outcome is None]
+        self._unwritten += fresh
         self._waiting += arrived
         if self.stopping.is_set():
             self._answer_waiting()
-        if completions or (self._waiting and (arrived or notified or time.monotonic() >= self._next_poll)):
-            self._round(completions)
+        due = time.monotonic() >= self._next_poll
+        if fresh or (self._unwritten and due) or (self._waiting and (arrived or notified or due)):
+            self._round()
         return True
 
     def _wait(self) -> bool:
@@ -181,7 +176,7 @@ class Dispatcher(threading.Thread):
         timeout: float | None = None
         if self._look_again or self._closed:
             self._look_again, timeout = False, 0.0
-        elif self._waiting:
+        elif self._waiting or self._unwritten:
             timeout = max(0.0, self._next_poll - time.monotonic())
         sockets: list[Any] = [self._bell]
         if self.notifications is not None:
@@ -207,52 +202,89 @@ class Dispatcher(threading.Thread):
         """Stopping: no more claims. Claims a lost reply may have carried go back now, not when
         their lease runs out (another worker would count it as an attempt)."""
         for request in self._waiting:
-            request.answer(None)
+            request.answer(Recorded("stopped", None))
         self._waiting = []
         try:
             self._give_back_unseen_claims()
         except Exception as exc:  # noqa: BLE001 - their leases still run out
             log.warning("unknown_claims_not_released", error=str(exc))
 
-    def _round(self, completions: list[_Request]) -> None:
-        claimers = [] if self.stopping.is_set() else [r for r in completions if r.wants_job] + self._waiting
+    def _round(self) -> None:
+        """Record the outcomes handed in, then claim for the slots that want a job."""
+        outcomes = self._unwritten
+        claimers = [] if self.stopping.is_set() else [r for r in outcomes if r.wants_job] + self._waiting
         try:
             self._give_back_unseen_claims()
-            done, claimed = self.store.complete_and_claim(
-                [r.completion for r in completions if r.completion is not None], [r.slot for r in claimers],
-                self.types)
+            for request in outcomes:
+                if not isinstance(request.outcome, Completed) and request.state is None:
+                    request.state = self._write(request)
+            completions = [r for r in outcomes if isinstance(r.outcome, Completed)]
+            claimers = [r for r in claimers if r.state != "lease_lost"]
+            done, claimed = self.store.complete_and_claim([r.completion() for r in completions],
+                                                          [r.slot for r in claimers], self.types)
         except DatabaseUnavailable as exc:
-            self._round_failed(exc, completions, claimers)
+            self._round_failed(exc, claimers)
             return
         except Exception as exc:  # noqa: BLE001 - a bug here must not strand every slot
             log.exception("queue_round_error")
-            self._round_failed(exc, completions, claimers)
+            self._round_failed(exc, claimers)
             return
+        for request in completions:
+            request.state = "completed" if request.job_id in done else self._lost(request)
+        self._answer(outcomes, claimed)
+
+    def _write(self, request: Request) -> str:
+        """Write one outcome other than a completion; its state, or "lease_lost"."""
+        try:
+            return write_outcome(self.store, request.slot, request.job_id, request.outcome)
+        except LeaseLost:
+            return self._lost(request)
+
+    def _lost(self, request: Request) -> str:
+        """A write that changed no row: our lease is gone, unless an earlier try committed and
+        only its reply was lost."""
+        if request.unsure:
+            state = already_written(self.store, request.job_id, request.outcome)
+            if state is not None:
+                return state
+        log.warning("job_result_not_written", job_id=str(request.job_id), outcome=request.outcome_name,
+                    reason="the job's lease was lost before it could be finished; nothing was written")
+        return "lease_lost"
+
+    def _answer(self, outcomes: list[Request], claimed: dict[str, ClaimedJob]) -> None:
         if self._failures:
             log.info("database_reconnected")
             self._failures = 0
         self._next_poll = time.monotonic() + self.poll_seconds
-        for request in completions:
-            if request.completion is not None and request.completion.job_id not in done:
-                request.answer(error=LeaseLost("the job's lease was lost before it could be finished; "
-                                               "nothing was written"))
-            else:
-                request.answer(claimed.get(request.slot))
+        self._unwritten = []
+        for request in outcomes:
+            request.answer(Recorded(request.state or "not_written",
+                                    claimed.get(request.slot) if request.wants_job else None))
         still_waiting = []
         for request in self._waiting:
             job = claimed.get(request.slot)
             if job is not None or self.until_idle:
-                request.answer(job)
+                request.answer(Recorded("claimed" if job else "idle", job))
             else:
                 still_waiting.append(request)
         self._waiting = still_waiting
 
-    def _round_failed(self, exc: Exception, completions: list[_Request], claimers: list[_Request]) -> None:
-        """Completions learn of it (their runner retries); waiting slots go on waiting."""
+    def _round_failed(self, exc: Exception, claimers: list[Request]) -> None:
+        """Outcomes wait for the next round while their lease lasts; idle slots go on waiting."""
         for request in claimers:
-            self._unsure[request.slot] = request.completion.job_id if request.completion else None
-        for request in completions:
-            request.answer(error=exc)
+            self._unsure[request.slot] = request.job_id
+        now, keep = time.monotonic(), []
+        for request in self._unwritten:
+            request.unsure = True
+            if request.state is not None:  # written before the failure
+                request.answer(Recorded(request.state, None))
+            elif isinstance(exc, DatabaseUnavailable) and now < request.deadline:
+                keep.append(request)
+            else:  # e.g. a read-only database: the lease will expire and the job run again
+                log.error("job_result_not_written", job_id=str(request.job_id), outcome=request.outcome_name,
+                          reason=str(exc))
+                request.answer(Recorded("not_written", None))
+        self._unwritten = keep
         self._failures += 1
         delay = backoff_delay(self._failures, 0.5, DB_RETRY_CAP_SECONDS)
         self._next_poll = time.monotonic() + delay
@@ -260,7 +292,7 @@ class Dispatcher(threading.Thread):
             log.warning("database_unavailable", error=str(exc), retry_in=round(delay, 1))
 
     def _give_back_unseen_claims(self) -> None:
-        """A lost reply may have carried claims: give back whatever those slots hold but do not run."""
+        """A lost reply or a slot's crash may have left claims no slot runs: give them back."""
         if not self._unsure:
             return
         keep = [job_id for job_id in self._unsure.values() if job_id is not None]
@@ -268,4 +300,4 @@ class Dispatcher(threading.Thread):
         self._unsure = {}
         if released:
             log.warning("unknown_claims_released", jobs=released,
-                        reason="a reply lost with the database connection carried claims no slot saw")
+                        reason="a lost reply or a crashed slot left claims no slot runs")

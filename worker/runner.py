@@ -1,7 +1,9 @@
-"""Running one claimed job: download, probe, handle, verify, upload, finish.
+"""Running one claimed job: download, probe, handle, verify, upload. It writes no job state.
 
-Every way out of a job ends in one truthful write: completed, failed, back to pending
-with backoff, cancelled, released, or nothing at all when another worker owns it.
+Every way out of a job ends in an Outcome (worker.outcome) for the dispatcher to record:
+completed, failed, retry with backoff, cancelled, released, or abandoned when another worker
+owns the job. What follows a recorded outcome (the input's deletion, the log line, metrics,
+the webhook) is `conclude`.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from worker.control import Heartbeat, JobControl
 from worker.db import ClaimedJob, JobStore
 from worker.errors import (
     CancelRequested,
-    DatabaseUnavailable,
     InputRejected,
-    JobInterrupted,
     LeaseLost,
     PermanentJobError,
     ShutdownRequested,
@@ -35,76 +35,52 @@ from worker.errors import (
     TransientJobError,
 )
 from worker.job_checks import check_input_owner, check_storable, verify_artifacts
-from worker.logs import JOB_LOG_CONTEXT, log
+from worker.logs import log
+from worker.outcome import (
+    FINAL_STATES,
+    Abandoned,
+    Cancelled,
+    Completed,
+    Exhausted,
+    Failed,
+    Outcome,
+    Released,
+    Retry,
+)
 from worker.runtime import OUTPUT_BUCKET
 from worker.uploads import JobUploadJournal, download_progress, upload_progress
 from worker.workdir import WorkDir
 
-FINAL_STATES = ("completed", "failed", "cancelled")
-
-# (job id, result, whether to claim the next job) -> the next job, leased to the same slot, or None.
-CompleteJob = Callable[[UUID, dict[str, Any], bool], "ClaimedJob | None"]
-
 
 class JobRunner:
-    """Runs claimed jobs for one worker slot."""
+    """Runs claimed jobs for one worker slot; `store` keeps only their upload journal."""
 
     def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings,
-                 heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None,
-                 complete: CompleteJob | None = None) -> None:
+                 heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None) -> None:
         self.store, self.storage, self.settings, self.media = store, storage, settings, media
         self.heartbeat = heartbeat
         self.on_finished = on_finished  # told of every completed, failed or cancelled job (webhooks)
-        # Records a completion and may hand back the next job (the worker's dispatcher); by
-        # default the store records it and nothing follows.
-        self.complete = complete
 
-    def run(self, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
-        """Run a claimed job to its end state and record it.
-
-        A completion made through `complete` may come back with the next job, leased to this
-        slot, for the caller to run.
-        """
-        # One variable, set and reset by token: structlog's bound_contextvars copied the whole
-        # context twice, a fifth of the time from a job's claim to its handler.
-        context = {"job_id": str(job.id), "job_type": job.type, "attempt": job.attempts}
-        token = JOB_LOG_CONTEXT.set(context)
+    def run(self, job: ClaimedJob, control: JobControl, log_context: dict[str, Any]) -> Outcome:
+        """Run a claimed job, its lease renewed meanwhile; return how it ended. Writes no job state."""
+        if job.attempts > job.max_attempts:  # taken back from dead workers too often
+            return Exhausted()
+        log.info("job_started", priority=job.priority)
+        self.heartbeat.attach(job.id, control, log_context)
         try:
-            started = time.monotonic()
-            write: Callable[[], object]
-            if job.attempts > job.max_attempts:  # taken back from dead workers too often
-                outcome, write = "failed", lambda: self.store.fail_lost_job(job.id)
-            else:
-                log.info("job_started", priority=job.priority)
-                self.heartbeat.attach(job.id, control, context)
-                try:
-                    outcome, write = self._attempt(job, control)
-                finally:
-                    self.heartbeat.detach()
-            state, next_job = self._finish(job, outcome, write)
-            seconds = time.monotonic() - started
-            log.info("job_finished", status=state, seconds=round(seconds, 2))
-            metrics.JOBS_FINISHED.labels(job.type, state).inc()
-            metrics.JOB_DURATION.labels(job.type, state).observe(seconds)
-            if state in FINAL_STATES and self.on_finished is not None:
-                self.on_finished(job.id)
-            return next_job
+            return self._attempt(job, control)
         finally:
-            JOB_LOG_CONTEXT.reset(token)
+            self.heartbeat.detach()
 
-    def _complete(self, job: ClaimedJob, result: dict[str, Any],
-                  input_to_delete: tuple[str, str] | None) -> ClaimedJob | None:
-        """Record the outputs (and claim the next job, if asked); only then may delete_input_on_success
-        remove the upload."""
-        # Ask for the next job only when nothing follows the completion: it has no heartbeat until it runs.
-        next_job = None
-        if self.complete is None:
-            self.store.complete_job(job.id, result)
-        else:
-            next_job = self.complete(job.id, result, input_to_delete is None)
-        if input_to_delete is not None:
-            self._delete_input(*input_to_delete)
-        return next_job
+    def conclude(self, job: ClaimedJob, outcome: Outcome, state: str, seconds: float) -> None:
+        """What follows a recorded outcome: delete_input_on_success, the log line, metrics, the webhook."""
+        if isinstance(outcome, Completed) and outcome.input_to_delete and state == "completed":
+            self._delete_input(*outcome.input_to_delete)
+        log.info("job_finished", status=state, seconds=round(seconds, 2))
+        metrics.JOBS_FINISHED.labels(job.type, state).inc()
+        metrics.JOB_DURATION.labels(job.type, state).observe(seconds)
+        if state in FINAL_STATES and self.on_finished is not None:
+            self.on_finished(job.id)
 
     def _delete_input(self, bucket: str, path: str) -> None:
         """delete_input_on_success: the outputs are stored, so the upload may go. Failure only logs."""
@@ -114,65 +90,35 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 - the job is completed; a leftover upload is no reason to say otherwise
             log.warning("input_not_deleted", bucket=bucket, path=path, error=str(exc))
 
-    def _attempt(self, job: ClaimedJob, control: JobControl) -> tuple[str, Callable[[], object]]:
-        """Process the job; return its end state and the write that records it."""
+    def _attempt(self, job: ClaimedJob, control: JobControl) -> Outcome:
+        """Process the job; turn whatever ended it into its outcome."""
         try:
             result, input_to_delete = self._process(job, control)
             control.check()
-            return "completed", lambda: self._complete(job, result, input_to_delete)
+            return Completed(result, input_to_delete)
         except CancelRequested:
-            return "cancelled", lambda: self.store.cancel_running_job(job.id)
+            return Cancelled()
         except ShutdownRequested:
-            return "released", lambda: self.store.release_job(job.id)
+            return Released()
         except LeaseLost as exc:
             metrics.LEASES_LOST.inc()
-            reason = str(exc)
-            return "lease_lost", lambda: log.warning("job_abandoned", reason=reason)
+            return Abandoned(str(exc))
         except PermanentJobError as exc:
-            message = str(exc)
-            log.warning("job_failed_permanently", error=message)
-            return "failed", lambda: self.store.fail_job(job.id, message)
+            log.warning("job_failed_permanently", error=str(exc))
+            return Failed(str(exc))
         except Exception as exc:  # noqa: BLE001 - anything else is retried, never lost
-            message = str(exc) if isinstance(exc, TransientJobError) else f"internal error: {exc!r}"
-            if not isinstance(exc, TransientJobError):
-                log.exception("job_crashed")
-            else:
+            if isinstance(exc, TransientJobError):
+                message = str(exc)
                 log.warning("job_failed_transiently", error=message)
-            delay = backoff_delay(job.attempts, self.settings.worker_retry_base_seconds,
-                                  self.settings.worker_retry_max_seconds)
-            return "retry", lambda: self.store.retry_or_fail_job(job.id, message, delay)
+            else:
+                message = f"internal error: {exc!r}"
+                log.exception("job_crashed")
+            return Retry(message, self.retry_delay(job))
 
-    def _finish(self, job: ClaimedJob, outcome: str, write: Callable[[], object]) -> tuple[str, ClaimedJob | None]:
-        """Record the outcome, retrying while the database is away and our lease still holds.
-
-        Returns the job's state and the next job the write claimed, if any."""
-        deadline = time.monotonic() + self.settings.worker_lease_seconds
-        attempt = 0
-        while True:
-            try:
-                written = write()
-                if isinstance(written, ClaimedJob):
-                    return outcome, written
-                return (written if isinstance(written, str) else outcome), None
-            except LeaseLost as exc:
-                if attempt and self._already_written(job, outcome):
-                    return outcome, None  # the earlier try committed; only its reply was lost
-                log.warning("job_result_not_written", reason=str(exc), outcome=outcome)
-                return "lease_lost", None
-            except DatabaseUnavailable as exc:
-                attempt += 1
-                if time.monotonic() > deadline:
-                    log.error("job_result_not_written", reason=str(exc), outcome=outcome)
-                    return "lease_lost", None
-                time.sleep(backoff_delay(attempt, 0.5, 5.0))
-            except Exception:  # noqa: BLE001 - e.g. a read-only database: the lease will expire and the job re-run
-                log.exception("job_result_not_written", outcome=outcome)
-                return "not_written", None
-
-    def _already_written(self, job: ClaimedJob, outcome: str) -> bool:
-        row = self.store.get_job(job.id)
-        expected = {"retry": ("pending", "failed"), "released": ("pending",)}.get(outcome, (outcome,))
-        return row is not None and row.locked_by is None and row.status in expected
+    def retry_delay(self, job: ClaimedJob) -> float:
+        """The backoff before this job's next attempt."""
+        return backoff_delay(job.attempts, self.settings.worker_retry_base_seconds,
+                             self.settings.worker_retry_max_seconds)
 
     def _process(self, job: ClaimedJob, control: JobControl) -> tuple[dict[str, Any], tuple[str, str] | None]:
         """Run the handler and store its outputs; return the result and the input to delete, if asked."""
@@ -264,4 +210,4 @@ def translate_failures(control: JobControl, work: WorkDir) -> Iterator[None]:
         raise StorageUnavailable(str(exc)) from exc
 
 
-__all__ = ["JobRunner", "JobInterrupted"]
+__all__ = ["JobRunner"]

@@ -81,14 +81,15 @@ def test_complete_and_fail_write_only_with_our_lease(db_url: str) -> None:
     s.insert_job("t.a", {})
     first, second = s.claim_next_job(), s.claim_next_job()
     assert first and second
-    s.complete_job(first.id, {"outputs": []})
+    assert s.complete_and_claim([Completion(first.id, s.worker_id, {"outputs": []})], []) == ({first.id}, {})
     s.fail_job(second.id, "bad input: fix it")
     done, failed = s.get_job(first.id), s.get_job(second.id)
     assert done and done.status == "completed" and done.progress == 100 and done.completed_at
     assert failed and failed.status == "failed" and failed.error == "bad input: fix it"
     assert failed.errors[-1]["error"] == "bad input: fix it"
     with pytest.raises(LeaseLost):
-        other.complete_job(first.id, {})
+        other.fail_job(second.id, "not ours")
+    assert other.complete_and_claim([Completion(first.id, other.worker_id, {})], []) == (set(), {})
 
 
 def test_concurrent_claimers_never_share_a_job(db_url: str) -> None:
@@ -104,7 +105,7 @@ def test_concurrent_claimers_never_share_a_job(db_url: str) -> None:
         while (job := s.claim_next_job()) is not None:
             with lock:
                 claimed.append(str(job.id))
-            s.complete_job(job.id, {})
+            s.complete_and_claim([Completion(job.id, s.worker_id, {})], [])
         s.close()
 
     threads = [threading.Thread(target=claimer, args=(i,)) for i in range(8)]
@@ -186,7 +187,7 @@ def test_only_the_claim_commits_asynchronously(db_url: str) -> None:
     # set_config(..., true) lasts for the claim's own transaction: the completion that follows
     # on the same connection must still wait for the WAL flush.
     assert s._execute("show synchronous_commit", {}) == [{"synchronous_commit": "on"}]
-    s.complete_job(job.id, {})
+    s.complete_and_claim([Completion(job.id, s.worker_id, {})], [])
     done = s.get_job(job.id)
     assert done is not None and done.status == "completed"
 

@@ -26,6 +26,8 @@ from worker.db import ClaimedJob, Completion, JobStore
 from worker.dispatcher import Dispatcher
 from worker.errors import DatabaseUnavailable
 from worker.logs import JOB_LOG_CONTEXT, log_context
+from worker.outcome import Completed, Failed, Outcome
+from worker.recording import Recorded
 from worker.runner import JobRunner
 from worker.runtime import media_settings
 
@@ -99,18 +101,22 @@ def test_a_lost_reply_gives_back_the_job_it_claimed_unseen(db_url: str, tmp_path
 def test_a_slot_that_crashes_gives_back_the_job_it_had_claimed(db_url: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = insert(db_url, 2)
-    real_run, chained = JobRunner.run, []
+    real_record, real_conclude, recorded = Dispatcher.record, JobRunner.conclude, []
 
-    def run_then_crash(self: JobRunner, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
-        next_job = real_run(self, job, control)
-        if not chained:  # a bug after the completion that claimed the next job
-            chained.append(next_job)
+    def record(self: Dispatcher, slot: str, job_id: UUID, outcome: Outcome, claim_next: bool) -> Recorded:
+        recorded.append(real_record(self, slot, job_id, outcome, claim_next))
+        return recorded[-1]
+
+    def conclude_then_crash(self: JobRunner, job: ClaimedJob, outcome: Outcome, state: str, seconds: float) -> None:
+        real_conclude(self, job, outcome, state, seconds)
+        if len(recorded) == 1:  # a bug after the record that claimed the next job
             raise RuntimeError("bug in the slot loop (test)")
-        return next_job
 
-    monkeypatch.setattr(JobRunner, "run", run_then_crash)
+    monkeypatch.setattr(Dispatcher, "record", record)
+    monkeypatch.setattr(JobRunner, "conclude", conclude_then_crash)
     run_worker(db_url, tmp_path)
-    assert chained[0] is not None and chained[0].id == second
+    chained = recorded[0].next_job
+    assert chained is not None and chained.id == second
     done, released_then_run = rows(db_url, first, second)
     assert done.status == "completed" and done.attempts == 1
     assert released_then_run.status == "completed"
@@ -121,7 +127,7 @@ def test_a_job_that_crashes_the_slot_every_time_ends_failed(db_url: str, tmp_pat
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     (job_id,) = insert(db_url, 1, max_attempts=2)
 
-    def crash(self: JobRunner, job: ClaimedJob, control: JobControl) -> ClaimedJob | None:
+    def crash(self: JobRunner, job: ClaimedJob, control: JobControl, log_context: dict[str, Any]) -> Outcome:
         raise RuntimeError("bug in the slot loop (test)")
 
     monkeypatch.setattr(JobRunner, "run", crash)
@@ -132,30 +138,73 @@ def test_a_job_that_crashes_the_slot_every_time_ends_failed(db_url: str, tmp_pat
     assert "gave up after 2 attempts" in row.error
 
 
-def test_a_completion_hands_over_the_next_job_while_the_queue_has_work(db_url: str, tmp_path: Path) -> None:
+def runner_for(store: JobStore, tmp_path: Path) -> JobRunner:
+    settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
+    return JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
+                     Heartbeat(store, 5, 30, name="heartbeat-test"))
+
+
+def test_the_runner_writes_nothing_and_the_dispatcher_hands_over_the_next_job(db_url: str, tmp_path: Path) -> None:
     first, second = insert(db_url, 2)
-    slot, claim_next = "test:runner/0", True
+    slot = "test:runner/0"
     store = JobStore(db_url, slot, lease_seconds=30)
     dispatcher = Dispatcher(JobStore(db_url, "test:runner", 30), (), 1.0, None, threading.Event(), until_idle=True)
     dispatcher.start()
     try:
-        settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
-        runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
-                           Heartbeat(store, 5, 30, name="heartbeat-test"),
-                           complete=lambda job_id, result, _: dispatcher.complete(slot, job_id, result, claim_next))
+        runner = runner_for(store, tmp_path)
         job = dispatcher.next_job(slot)
         assert job is not None and job.id == first
-        chained = runner.run(job, JobControl())
-        assert chained is not None and chained.id == second
-        claim_next = False  # e.g. the worker is stopping: a completion claims nothing more
+        outcome = runner.run(job, JobControl(), {})
+        assert outcome == Completed({"outputs": [], "metadata": {}})
+        (row,) = rows(db_url, first)
+        assert row.status == "processing" and row.locked_by == slot  # nothing written yet
+        recorded = dispatcher.record(slot, first, outcome, claim_next=True)
+        assert recorded.state == "completed"
+        assert recorded.next_job is not None and recorded.next_job.id == second
         (third,) = insert(db_url, 1)
-        assert runner.run(chained, JobControl()) is None
+        # e.g. an input to delete first: the record claims nothing more
+        recorded = dispatcher.record(slot, second, runner.run(recorded.next_job, JobControl(), {}), claim_next=False)
+        assert recorded == Recorded("completed", None)
         (left,) = rows(db_url, third)
         assert left.status == "pending"
         assert not list((tmp_path / "work").glob("job-*"))  # no directory was made for these tasks
     finally:
         dispatcher.close()
         store.close()
+
+
+class FailReplyLostOnce(JobStore):
+    """A real store whose first failure write commits, then loses its connection before the reply."""
+
+    dropped = False
+
+    def fail_job(self, job_id: UUID, error: str, holder: str | None = None) -> str:
+        status = super().fail_job(job_id, error, holder)
+        if not FailReplyLostOnce.dropped:
+            FailReplyLostOnce.dropped = True
+            assert self._conn is not None
+            self._conn.close()
+            raise DatabaseUnavailable("database connection lost: server closed the connection unexpectedly")
+        return status
+
+
+def test_an_outcome_whose_reply_was_lost_is_recorded_once_and_reported_truthfully(db_url: str) -> None:
+    (job_id,) = insert(db_url, 1)
+    holder = JobStore(db_url, "test:d/0", 30)
+    dispatcher = Dispatcher(FailReplyLostOnce(db_url, "test:d", 30), (), 0.05, None, threading.Event(),
+                            until_idle=True)
+    dispatcher.start()
+    try:
+        job = holder.claim_next_job()
+        assert job is not None and job.id == job_id
+        recorded = dispatcher.record("test:d/0", job_id, Failed("bad input: fix it"), claim_next=False)
+    finally:
+        dispatcher.close()
+        holder.close()
+    assert FailReplyLostOnce.dropped
+    assert recorded.state == "failed"  # not "lease_lost": the first write had committed
+    (row,) = rows(db_url, job_id)
+    assert row.status == "failed" and [e["error"] for e in row.errors] == ["bad input: fix it"]
 
 
 def test_one_round_completes_and_claims_for_many_slots(db_url: str) -> None:
@@ -201,21 +250,18 @@ register(Handler("test.log_context", SeenPayload, run_seeing_log_context))
 
 
 def test_a_jobs_log_context_is_bound_while_it_runs_and_reset_after(db_url: str, tmp_path: Path) -> None:
-    store = JobStore(db_url, "test:runner/0", lease_seconds=30)
+    store = JobStore(db_url, "test:setup", lease_seconds=30)
     try:
-        job_id = store.insert_job("test.log_context", {}).id
-        settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
-        runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
-                           Heartbeat(store, 5, 30, name="heartbeat-test"))
-        structlog.contextvars.bind_contextvars(slot="outer")
-        job = store.claim_next_job()
-        assert job is not None and job.id == job_id
-        assert runner.run(job, JobControl()) is None
-        assert SEEN == [{"slot": "outer", "job_id": str(job_id), "job_type": "test.log_context", "attempt": 1}]
-        assert log_context() == {"slot": "outer"}  # the job's keys are gone
+        first, second = (store.insert_job("test.log_context", {}).id for _ in range(2))
+    finally:
+        store.close()
+    structlog.contextvars.bind_contextvars(caller="outer")
+    try:
+        run_worker(db_url, tmp_path)
     finally:
         structlog.contextvars.clear_contextvars()
-        store.close()
+    # Each job sees its own fields only: nothing of the job before it, nothing of the caller's thread.
+    assert SEEN == [{"job_id": str(job_id), "job_type": "test.log_context", "attempt": 1} for job_id in (first, second)]
 
 
 class ResultPayload(Payload):
@@ -243,12 +289,12 @@ def test_a_result_postgres_cannot_store_fails_the_job_naming_the_handler(
     store = JobStore(db_url, "test:runner/0", lease_seconds=30)
     try:
         job_id = store.insert_job("test.result", {"value": value}).id
-        settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work")}, env_file=None)
-        runner = JobRunner(store, LocalStorage(tmp_path / "storage"), settings, media_settings(settings),
-                           Heartbeat(store, 5, 30, name="heartbeat-test"))
         job = store.claim_next_job(("test.result",))
         assert job is not None and job.id == job_id
-        runner.run(job, JobControl())
+        outcome = runner_for(store, tmp_path).run(job, JobControl(), {})
+        dispatcher = Dispatcher(JobStore(db_url, "test:runner", 30), (), 60.0, None, threading.Event(), True)
+        dispatcher.record(store.worker_id, job_id, outcome, claim_next=False)  # not started: the slot runs the round
+        dispatcher.close()
         row = store.get_job(job_id)
         assert row is not None
         if message is None:

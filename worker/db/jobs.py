@@ -12,7 +12,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from worker.db import queries
+from worker.db import queries, queries_operations
 from worker.db.connection import connect, translate_errors
 from worker.errors import JobRefused, LeaseLost
 
@@ -102,13 +102,13 @@ class JobStore:
             # pgresult.nfields, not cur.description: the latter builds column objects each time.
             return cur.fetchall() if cur.pgresult is not None and cur.pgresult.nfields else []
 
-    def _params(self, job_id: UUID, **extra: Any) -> dict[str, Any]:
-        return {"job_id": job_id, "worker_id": self.worker_id, **extra}
+    def _params(self, job_id: UUID, holder: str | None, **extra: Any) -> dict[str, Any]:
+        return {"job_id": job_id, "holder": holder or self.worker_id, **extra}
 
     def complete_and_claim(self, completions: Sequence[Completion], claimers: Sequence[str],
                            types: tuple[str, ...] = ()) -> tuple[set[UUID], dict[str, ClaimedJob]]:
-        """One queue round for several slots (worker ids): record their completed jobs and lease
-        a job of these types (all if empty) to each claimer whose completion, if any, counted.
+        """One queue round for several slots (lease holders): record their completed jobs and
+        lease a job of these types (all if empty) to each claimer whose completion, if any, counted.
 
         Returns the ids actually completed (the others had lost their lease) and the jobs
         claimed, by claimer."""
@@ -131,52 +131,49 @@ class JobStore:
         return completed, claimed
 
     def claim_next_job(self, types: tuple[str, ...] = ()) -> ClaimedJob | None:
-        """Lease the most urgent due job of these types to this worker, or return None."""
+        """Lease the most urgent due job of these types to this store's worker id, or return None."""
         return self.complete_and_claim((), (self.worker_id,), types)[1].get(self.worker_id)
 
     def renew_lease(self, job_id: UUID, progress: float, stage: str) -> datetime | None:
         """Extend our lease and publish progress; return cancel_requested_at. Raise LeaseLost."""
         rows = self._execute(queries.RENEW_LEASE, self._params(
-            job_id, lease_seconds=self.lease_seconds, progress=progress, stage=stage))
+            job_id, None, lease_seconds=self.lease_seconds, progress=progress, stage=stage))
         if not rows:
             raise LeaseLost("the job's lease was lost: another worker owns it now")
         cancel_requested_at: datetime | None = rows[0]["cancel_requested_at"]
         return cancel_requested_at
 
-    def _finish(self, sql: str, job_id: UUID, **params: Any) -> list[dict[str, Any]]:
-        rows = self._execute(sql, self._params(job_id, **params))
+    def _finish(self, sql: str, job_id: UUID, holder: str | None, **params: Any) -> str:
+        """Run one of the statements that end a job leased to `holder`; return the job's new status."""
+        rows = self._execute(sql, self._params(job_id, holder, **params))
         if not rows:
             raise LeaseLost("the job's lease was lost before it could be finished; nothing was written")
-        return rows
+        status: str = rows[0]["status"]
+        return status
 
-    def complete_job(self, job_id: UUID, result: dict[str, Any]) -> None:
-        self._finish(queries.COMPLETE_JOB, job_id, result=Jsonb(result))
+    def fail_job(self, job_id: UUID, error: str, holder: str | None = None) -> str:
+        """Fail the job for good (lease holder `holder`, this store's worker id by default)."""
+        return self._finish(queries.FAIL_JOB, job_id, holder, error=error)
+
+    def fail_lost_job(self, job_id: UUID, holder: str | None = None) -> str:
+        return self._finish(queries.FAIL_LOST_JOB, job_id, holder)
+
+    def retry_or_fail_job(self, job_id: UUID, error: str, delay_seconds: float, holder: str | None = None) -> str:
+        """Send the job back to pending after delay_seconds, or fail it; return the new status."""
+        return self._finish(queries.RETRY_OR_FAIL_JOB, job_id, holder, error=error, delay_seconds=delay_seconds)
+
+    def cancel_running_job(self, job_id: UUID, holder: str | None = None) -> str:
+        return self._finish(queries.CANCEL_RUNNING_JOB, job_id, holder)
+
+    def release_job(self, job_id: UUID, holder: str | None = None) -> str:
+        """Give the job back without counting the attempt; "pending", or "cancelled" if a cancel was pending."""
+        return self._finish(queries.RELEASE_JOB, job_id, holder)
 
     def release_unknown_claims(self, keep: Sequence[UUID] = (), slots: Sequence[str] | None = None) -> int:
         """Give back jobs leased to these slots (this worker id by default) other than those they
         run (`keep`): claims whose reply was lost."""
         return len(self._execute(queries.RELEASE_UNKNOWN_CLAIMS, {
             "slots": list(slots) if slots is not None else [self.worker_id], "keep": list(keep)}))
-
-    def fail_job(self, job_id: UUID, error: str) -> None:
-        self._finish(queries.FAIL_JOB, job_id, error=error)
-
-    def fail_lost_job(self, job_id: UUID) -> None:
-        self._finish(queries.FAIL_LOST_JOB, job_id)
-
-    def retry_or_fail_job(self, job_id: UUID, error: str, delay_seconds: float) -> str:
-        """Send the job back to pending after delay_seconds, or fail it; return the new status."""
-        rows = self._finish(queries.RETRY_OR_FAIL_JOB, job_id, error=error, delay_seconds=delay_seconds)
-        status: str = rows[0]["status"]
-        return status
-
-    def cancel_running_job(self, job_id: UUID) -> None:
-        self._finish(queries.CANCEL_RUNNING_JOB, job_id)
-
-    def release_job(self, job_id: UUID) -> str:
-        """Give the job back without counting the attempt; "released", or "cancelled" if a cancel was pending."""
-        status: str = self._finish(queries.RELEASE_JOB, job_id)[0]["status"]
-        return "released" if status == "pending" else status
 
     def insert_job(self, job_type: str, payload: dict[str, Any], *, user_id: UUID | None = None,
                    priority: int = 0, max_attempts: int = 3, run_at: datetime | None = None,
@@ -198,7 +195,7 @@ class JobStore:
     def request_cancel(self, job_id: UUID | str) -> str | None:
         """Cancel a pending job, or flag a running one; return the job's status, None if no such job."""
         try:
-            rows = self._execute(queries.REQUEST_CANCEL, {"job_id": job_id})
+            rows = self._execute(queries_operations.REQUEST_CANCEL, {"job_id": job_id})
         except psycopg.errors.NoDataFound:
             return None
         status: str = rows[0]["status"]
@@ -206,55 +203,55 @@ class JobStore:
 
     def retry_job(self, job_id: UUID | str) -> bool:
         """Move a failed or cancelled job back to pending with its attempts reset."""
-        return bool(self._execute(queries.RETRY_JOB, {"job_id": job_id}))
+        return bool(self._execute(queries_operations.RETRY_JOB, {"job_id": job_id}))
 
     def queue_counts(self) -> list[dict[str, Any]]:
-        return self._execute(queries.QUEUE_COUNTS, {})
+        return self._execute(queries_operations.QUEUE_COUNTS, {})
 
     def running_jobs(self) -> list[dict[str, Any]]:
-        return self._execute(queries.RUNNING_JOBS, {})
+        return self._execute(queries_operations.RUNNING_JOBS, {})
 
     def not_yet_claimable(self, types: tuple[str, ...] = ()) -> dict[str, Any]:
         """Jobs of these types leased to other workers, or waiting for their retry time."""
-        return self._execute(queries.NOT_YET_CLAIMABLE, {"types": list(types) or None})[0]
+        return self._execute(queries_operations.NOT_YET_CLAIMABLE, {"types": list(types) or None})[0]
 
     def delete_old_jobs(self, retention_days: float, failed_retention_days: float) -> int | None:
         """Delete finished jobs past retention; None when another worker holds the housekeeping lock."""
         with self._lock, translate_errors():
             conn = self._connection()
             with conn.transaction():
-                row = conn.execute(queries.HOUSEKEEPING_LOCK).fetchone()
+                row = conn.execute(queries_operations.HOUSEKEEPING_LOCK).fetchone()
                 if not row or not row["locked"]:
                     return None
-                cur = conn.execute(queries.DELETE_OLD_JOBS, {
+                cur = conn.execute(queries_operations.DELETE_OLD_JOBS, {
                     "retention_seconds": retention_days * 86400,
                     "failed_retention_seconds": failed_retention_days * 86400})
                 return cur.rowcount
 
     def queue_depth(self) -> dict[str, int]:
         """Due pending jobs by type."""
-        return {r["type"]: int(r["jobs"]) for r in self._execute(queries.QUEUE_DEPTH, {})}
+        return {r["type"]: int(r["jobs"]) for r in self._execute(queries_operations.QUEUE_DEPTH, {})}
 
     def mark_webhook_sent(self, job_id: UUID) -> None:
-        self._execute(queries.MARK_WEBHOOK_SENT, {"job_id": job_id})
+        self._execute(queries_operations.MARK_WEBHOOK_SENT, {"job_id": job_id})
 
     def unsent_webhooks(self) -> list[Job]:
-        return [Job(**row) for row in self._execute(queries.UNSENT_WEBHOOKS, {})]
+        return [Job(**row) for row in self._execute(queries_operations.UNSENT_WEBHOOKS, {})]
 
     def load_upload(self, job_id: UUID, bucket: str, path: str) -> tuple[str, int, str] | None:
         """The recorded resumable upload of one output: (url, size, sha256), or None."""
-        rows = self._execute(queries.LOAD_UPLOAD, {"job_id": job_id, "bucket": bucket, "path": path})
+        rows = self._execute(queries_operations.LOAD_UPLOAD, {"job_id": job_id, "bucket": bucket, "path": path})
         return (rows[0]["upload_url"], rows[0]["size"], rows[0]["sha256"]) if rows else None
 
     def save_upload(self, job_id: UUID, bucket: str, path: str, url: str, size: int, sha256: str) -> None:
         """Record an output's resumable upload while this worker holds the job."""
-        self._execute(queries.SAVE_UPLOAD, self._params(job_id, bucket=bucket, path=path, upload_url=url,
+        self._execute(queries_operations.SAVE_UPLOAD, self._params(job_id, None, bucket=bucket, path=path, upload_url=url,
                                                          size=size, sha256=sha256))
 
     def clear_upload(self, job_id: UUID, bucket: str, path: str) -> None:
-        self._execute(queries.CLEAR_UPLOAD, {"job_id": job_id, "bucket": bucket, "path": path})
+        self._execute(queries_operations.CLEAR_UPLOAD, {"job_id": job_id, "bucket": bucket, "path": path})
 
     def bucket_rules(self) -> dict[str, tuple[int | None, list[str] | None]]:
         """{bucket: (file_size_limit, allowed_mime_types)} from storage.buckets."""
-        rows = self._execute(queries.BUCKET_RULES, {})
+        rows = self._execute(queries_operations.BUCKET_RULES, {})
         return {r["id"]: (r["file_size_limit"], r["allowed_mime_types"]) for r in rows}

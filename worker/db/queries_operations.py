@@ -1,0 +1,110 @@
+"""The SQL of everything around the lifecycle: operator commands, housekeeping, metrics, the
+webhook outbox and the upload journal. One literal per statement, with what it does and why.
+"""
+
+# The bucket rules the local storage backend enforces, as the migrations declare them.
+BUCKET_RULES = """
+select id, file_size_limit, allowed_mime_types from storage.buckets
+"""
+
+# Operator cancel, through the same function web apps call (supabase/migrations/*_cancel_media_job.sql):
+# a pending job ends now; a running one is flagged for its worker's heartbeat.
+REQUEST_CANCEL = "select public.cancel_media_job(%(job_id)s) as status"
+
+# Operator retry: a failed or cancelled job runs again from scratch, as soon as possible.
+RETRY_JOB = """
+update public.media_jobs
+set status = 'pending', attempts = 0, run_at = now(), error = null, stage = null, progress = 0,
+    cancel_requested_at = null, completed_at = null, result = null, webhook_sent_at = null
+where id = %(job_id)s and status in ('failed', 'cancelled')
+returning status::text
+"""
+
+# `worker.py status`: counts by type and status, and the oldest pending job's age.
+QUEUE_COUNTS = """
+select type, status::text as status, count(*) as jobs,
+       extract(epoch from now() - min(created_at) filter (where status = 'pending')) as oldest_pending_seconds
+from public.media_jobs
+group by type, status
+order by type, status
+"""
+
+# `worker.py status`: what is running where.
+RUNNING_JOBS = """
+select id, type, locked_by, progress, stage, attempts, max_attempts,
+       extract(epoch from now() - started_at) as running_seconds,
+       extract(epoch from locked_until - now()) as lease_left_seconds
+from public.media_jobs
+where status = 'processing'
+order by started_at
+"""
+
+# `run --until-idle` at its end: jobs of these types it could not claim yet, leased to other
+# workers or waiting for a retry's backoff, and when the first of each becomes claimable.
+NOT_YET_CLAIMABLE = """
+select count(*) filter (where status = 'processing') as leased,
+       extract(epoch from min(locked_until) filter (where status = 'processing') - now()) as lease_ends_in_seconds,
+       count(*) filter (where status = 'pending') as waiting,
+       extract(epoch from min(run_at) filter (where status = 'pending') - now()) as next_due_in_seconds
+from public.media_jobs
+where (status = 'processing' or (status = 'pending' and run_at > now()))
+  and (%(types)s::text[] is null or type = any(%(types)s::text[]))
+"""
+
+# Housekeeping: one worker at a time (the lock is released at commit), deleting finished
+# jobs past their retention. Failed jobs are kept longer, for post-mortems.
+HOUSEKEEPING_LOCK = "select pg_try_advisory_xact_lock(hashtext('media_worker_housekeeping')) as locked"
+DELETE_OLD_JOBS = """
+delete from public.media_jobs
+where (status in ('completed', 'cancelled')
+       and completed_at < now() - make_interval(secs => %(retention_seconds)s))
+   or (status = 'failed'
+       and completed_at < now() - make_interval(secs => %(failed_retention_seconds)s))
+"""
+
+# /metrics: due pending jobs by type (the partial claim index covers it).
+QUEUE_DEPTH = """
+select type, count(*) as jobs from public.media_jobs
+where status = 'pending' and run_at <= now()
+group by type
+"""
+
+# Webhook outbox: the event for a finished job was delivered (or given up on).
+MARK_WEBHOOK_SENT = """
+update public.media_jobs set webhook_sent_at = now() where id = %(job_id)s
+"""
+
+# Webhook outbox sweep: finished jobs whose event was never sent (their worker died while
+# delivering). Older than a minute, so the sender in flight gets its chance first.
+UNSENT_WEBHOOKS = """
+select id, user_id, type, status, priority, payload, result, error, errors, progress, stage,
+       attempts, max_attempts, run_at, locked_by, locked_until, cancel_requested_at,
+       dedupe_key, created_at, updated_at, started_at, completed_at, webhook_sent_at
+from public.media_jobs
+where status in ('completed', 'failed', 'cancelled') and webhook_sent_at is null
+  and completed_at between now() - interval '1 day' and now() - interval '1 minute'
+order by completed_at
+limit 100
+"""
+
+# The resumable upload recorded for one output of a job, if any (issue 4: resume after a crash).
+LOAD_UPLOAD = """
+select upload_url, size, sha256 from public.media_job_uploads
+where job_id = %(job_id)s and bucket = %(bucket)s and path = %(path)s
+"""
+
+# Record (or replace) an output's resumable upload, only while this worker holds the job.
+SAVE_UPLOAD = """
+insert into public.media_job_uploads (job_id, bucket, path, upload_url, size, sha256)
+select %(job_id)s, %(bucket)s, %(path)s, %(upload_url)s, %(size)s, %(sha256)s
+where exists (select 1 from public.media_jobs
+              where id = %(job_id)s and locked_by = %(holder)s and status = 'processing')
+on conflict (job_id, bucket, path) do update
+set upload_url = excluded.upload_url, size = excluded.size, sha256 = excluded.sha256, created_at = now()
+"""
+
+# Forget an output's upload once the object is stored.
+CLEAR_UPLOAD = """
+delete from public.media_job_uploads
+where job_id = %(job_id)s and bucket = %(bucket)s and path = %(path)s
+"""
