@@ -2,16 +2,15 @@
 
 Slots hand in how their job ended (an Outcome) and wait for their next job. Each round records
 every outcome handed in since the last round and leases a job to every slot that wants one:
-completions and claims in one statement and one commit (COMPLETE_AND_CLAIM), the rarer
-outcomes (failed, retry, cancelled, released) each in its own statement first. Under load a
-round carries many slots' work, so the queue's cost per job falls as the load rises, as in the
-faster Postgres queues. An idle worker still starts a job one claim after the insert's NOTIFY:
+completions and claims in one statement and one commit (COMPLETE_AND_CLAIM), the rarer outcomes
+each in its own statement first. Under load a round carries many slots' work, so the cost per
+job falls as the load rises. An idle worker starts a job one claim after the insert's NOTIFY:
 this thread waits on the LISTEN socket itself and hands the claimed job straight to the slot.
 
 When a round fails with the database away, its outcomes stay here and are written again at the
-next round, until their lease would have run out. Whether a write whose reply was lost had
-committed is checked in one place (`worker.recording.already_written`); claims a lost reply may have carried
-are given back in one place (`_give_back_unseen_claims`).
+next round while their lease lasts. Whether a write whose reply was lost had committed is
+checked in one place (worker.recording.already_written); claims no slot runs, after a lost reply
+or a slot's crash, are given back in one place (`_give_back_unseen_claims`).
 """
 
 from __future__ import annotations
