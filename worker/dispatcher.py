@@ -65,8 +65,7 @@ class Dispatcher(threading.Thread):
     def next_job(self, slot: str) -> ClaimedJob | None:
         """Wait for a job leased to `slot`. None when the worker stops, or, with --until-idle,
         when nothing is claimable now."""
-        recorded = self._submit(Request(slot, None, None, wants_job=True))
-        return recorded.next_job
+        return self._submit(Request(slot, None, None, wants_job=True)).next_job
 
     def record(self, slot: str, job_id: UUID, outcome: Outcome, claim_next: bool) -> Recorded:
         """Record how `slot`'s job ended and, if asked, lease the slot its next job in the same round.
@@ -76,8 +75,7 @@ class Dispatcher(threading.Thread):
         if isinstance(outcome, Abandoned):
             log.warning("job_abandoned", reason=outcome.reason)
             return Recorded(outcome.name, None)
-        deadline = time.monotonic() + self.store.lease_seconds
-        return self._submit(Request(slot, job_id, outcome, wants_job=claim_next, deadline=deadline))
+        return self._submit(Request(slot, job_id, outcome, claim_next, time.monotonic() + self.store.lease_seconds))
 
     def forget_claims(self, slot: str, keep: UUID | None = None) -> None:
         """`slot` crashed: give back whatever is leased to it but `keep` at the next round."""
