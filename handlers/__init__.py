@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from handlers.base import Handler
-from worker.errors import UnknownJobType
+from handlers.errors import UnknownJobType
 
 _REGISTRY: dict[str, Handler] = {}
 

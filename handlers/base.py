@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from handlers.errors import InvalidPayload
 from utils.ffmpeg import MediaError, MediaLimits, ProbeResult
 from utils.ffmpeg_commands import Tonemap, WebVideoOptions
 from utils.ffmpeg_supervisor import run_ffmpeg
 from utils.ffmpeg_watchdog import RunLimits
 from utils.media_plan import CPU, Accel
 from utils.verify import Expect
-from worker.errors import InvalidPayload
-from worker.logs import log
+
+# The worker's logger: structlog's global configuration (and its job fields) applies to it.
+log = structlog.get_logger("media_worker")
 
 
 class Payload(BaseModel):

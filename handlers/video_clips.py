@@ -8,11 +8,11 @@ from pydantic import Field, model_validator
 
 from handlers import register
 from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext, Payload
+from handlers.errors import InvalidPayload
 from utils.ffmpeg import MediaError
 from utils.ffmpeg_commands import Clip, WebVideoOptions, clips_command
 from utils.media_plan import Accel, centre_crop, fit_height
 from utils.verify import Expect
-from worker.errors import InvalidPayload
 
 ASPECTS = {"9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5)}
 END_SLACK_SECONDS = 0.05  # container durations are rounded; an end this close to it is "the end"

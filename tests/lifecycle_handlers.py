@@ -15,8 +15,8 @@ from pydantic import Field
 
 from handlers import register
 from handlers.base import Artifact, Handler, HandlerResult, Payload, TaskContext
+from handlers.errors import TransientJobError
 from utils.ffmpeg_supervisor import run_ffmpeg
-from worker.errors import TransientJobError
 
 
 class SlowPayload(Payload):

@@ -3,26 +3,32 @@
     MediaWorkerError
     ├── ConfigError               bad environment; the process exits 2 before doing anything
     ├── MigrationsNotCurrent      the database lacks media_jobs or pending migrations exist
-    ├── JobRefused                the database refused a new job (validation, a dedupe_key in use)
-    └── JobError                  raised while running one job; decides the job's next state
-        ├── PermanentJobError     the job becomes `failed` now; retrying cannot help
-        │   ├── UnknownJobType
-        │   ├── InvalidPayload
-        │   ├── InputRejected     the input file fails the probe gate, or ffmpeg cannot read it
-        │   └── StorageRejected   Storage refused for good (4xx: too large, MIME, auth, missing)
-        ├── TransientJobError     the job goes back to `pending` with backoff until max_attempts
-        │   ├── StorageUnavailable   network errors, 5xx, lock conflicts, timeouts
-        │   └── DatabaseUnavailable
-        └── JobInterrupted        the worker must stop the job and write nothing more itself
-            ├── LeaseLost         another worker owns the job now
-            ├── CancelRequested   the owner cancelled; the job becomes `cancelled`
-            └── ShutdownRequested the worker is stopping; the job is released to `pending`
+    └── JobRefused                the database refused a new job (validation, a dedupe_key in use)
+
+    JobError *                    raised while running one job; decides the job's next state
+    ├── PermanentJobError *       the job becomes `failed` now; retrying cannot help
+    │   ├── UnknownJobType *
+    │   ├── InvalidPayload *
+    │   ├── InputRejected         the input file fails the probe gate, or ffmpeg cannot read it
+    │   └── StorageRejected       Storage refused for good (4xx: too large, MIME, auth, missing)
+    ├── TransientJobError *       the job goes back to `pending` with backoff until max_attempts
+    │   ├── StorageUnavailable    network errors, 5xx, lock conflicts, timeouts
+    │   └── DatabaseUnavailable   (also a MediaWorkerError: it is raised outside jobs too)
+    └── JobInterrupted            the worker must stop the job and write nothing more itself
+        ├── LeaseLost             another worker owns the job now
+        ├── CancelRequested       the owner cancelled; the job becomes `cancelled`
+        └── ShutdownRequested     the worker is stopping; the job is released to `pending`
+
+* defined in handlers/errors.py and imported here: handlers raise them, and handlers sit
+  below the worker, so they cannot import this module.
 
 Lower layers (utils/) raise their own exceptions; the runner translates them once,
 with `raise X from exc`.
 """
 
 from __future__ import annotations
+
+from handlers.errors import InvalidPayload, JobError, PermanentJobError, TransientJobError, UnknownJobType
 
 
 class MediaWorkerError(Exception):
@@ -48,22 +54,6 @@ class JobRefused(MediaWorkerError):
     """The database refused to insert a job; the message carries its reason and hint."""
 
 
-class JobError(MediaWorkerError):
-    """Raised while running a job."""
-
-
-class PermanentJobError(JobError):
-    """Retrying cannot help: the job fails now."""
-
-
-class UnknownJobType(PermanentJobError):
-    """No handler is registered for the job's type."""
-
-
-class InvalidPayload(PermanentJobError):
-    """The payload does not match the handler's schema."""
-
-
 class InputRejected(PermanentJobError):
     """The input is not a media file the worker accepts."""
 
@@ -72,15 +62,12 @@ class StorageRejected(PermanentJobError):
     """Storage refused the request for good."""
 
 
-class TransientJobError(JobError):
-    """Might work later: the job is retried with backoff."""
-
-
 class StorageUnavailable(TransientJobError):
     """Storage did not answer usefully (network, 5xx, timeouts, conflicts)."""
 
 
-class DatabaseUnavailable(TransientJobError):
+# Also a MediaWorkerError: the CLI and start-up meet it outside any job and report it as one.
+class DatabaseUnavailable(TransientJobError, MediaWorkerError):
     """The database connection was lost."""
 
 
@@ -98,3 +85,9 @@ class CancelRequested(JobInterrupted):
 
 class ShutdownRequested(JobInterrupted):
     """The worker is shutting down; release the job."""
+
+
+__all__ = ["CancelRequested", "ConfigError", "DatabaseUnavailable", "InputRejected", "InvalidPayload", "JobError",
+           "JobInterrupted", "JobRefused", "LeaseLost", "MediaWorkerError", "MigrationsNotCurrent",
+           "PermanentJobError", "ShutdownRequested", "StorageRejected", "StorageUnavailable", "TransientJobError",
+           "UnknownJobType"]
