@@ -1,4 +1,4 @@
-.PHONY: demo test lint typecheck check env-table
+.PHONY: demo test lint typecheck layers check env-table
 
 demo:  ## run the zero-config demo
 	bash scripts/demo.sh
@@ -12,7 +12,10 @@ lint:
 typecheck:
 	bash -c 'source scripts/bootstrap.sh requirements-dev.txt && .venv/bin/mypy worker handlers utils'
 
-check: lint typecheck test
+layers:  ## the import contracts in pyproject.toml: worker > handlers > utils, and who imports psycopg, HTTP, subprocess
+	bash -c 'source scripts/bootstrap.sh requirements-dev.txt && .venv/bin/lint-imports --no-cache --no-logo'
+
+check: lint typecheck layers test
 
 env-table:  ## the README's table of environment variables
 	.venv/bin/python worker.py config --markdown
