@@ -51,7 +51,8 @@ def test_claim_order_is_priority_then_run_at_then_created_at(db_url: str) -> Non
     future = s.insert_job("t.a", {"n": "future"}, priority=100, run_at=now + timedelta(hours=1))
     claimed = [s.claim_next_job() for _ in range(5)]
     assert [j.id if j else None for j in claimed] == [high.id, normal_early.id, normal_late.id, low.id, None]
-    assert future.status == "pending"
+    not_due = s.get_job(future.id)  # the row, not what the insert returned
+    assert not_due is not None and not_due.status == "pending" and not_due.attempts == 0 and not_due.locked_by is None
 
 
 def test_claim_sets_lease_and_counts_the_attempt(db_url: str) -> None:
