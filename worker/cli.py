@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -14,17 +13,18 @@ from pathlib import Path
 from handlers import load_handlers
 from utils.ffmpeg import MediaError, ffmpeg_version
 from utils.hwaccel import AccelChoice, choose_accel
-from utils.storage import Storage, StorageError
+from utils.storage import StorageError
 from worker import config, doctor, metrics
+from worker.cli_wait import print_outputs, wait_for_job
+from worker.cli_workers import add_workers_parser, format_age, no_live_worker_hint, print_live_workers, print_workers
 from worker.config import Settings, load_settings
 from worker.daemon import EXIT_CONFIG, EXIT_STARTUP_FAILED, Worker
-from worker.db import Job, JobStore, apply_migrations, check_migrations_current
+from worker.db import JobStore, WorkerStore, apply_migrations, check_migrations_current
 from worker.errors import ConfigError, JobRefused, MediaWorkerError
 from worker.health import HealthState
 from worker.logs import configure_logging, log
 from worker.runtime import INPUT_BUCKET, database_url, media_settings, new_worker_id, open_storage
 
-SIGNED_URL_SECONDS = 3600
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
                  ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".ts": "video/mp2t",
                  ".3gp": "video/3gpp", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".wav": "audio/wav",
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     show = jobs_sub.add_parser("show", help="print one job row as JSON")
     show.add_argument("id", help="job id")
-    sub.add_parser("status", help="queue counts by type and status, oldest pending job, running jobs")
+    sub.add_parser("status", help="queue counts by type and status, oldest pending job, running jobs, live workers")
+    add_workers_parser(sub)
     for name, text in (("retry", "move a failed or cancelled job back to pending, attempts reset"),
                        ("cancel", "cancel a job (a running one stops within WORKER_HEARTBEAT_SECONDS)")):
         cmd = sub.add_parser(name, help=text)
@@ -183,33 +184,9 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     print(job.id, flush=True)
     if not args.wait:
         return 0
-    final = wait_for_job(store, job.id)
+    final = wait_for_job(store, job.id, lambda: no_live_worker_hint(store, settings, args.type))
     print_outputs(final, storage)
     return 0 if final.status == "completed" else 1
-
-
-def wait_for_job(store: JobStore, job_id: uuid.UUID, poll_seconds: float = 0.5) -> Job:
-    """Draw a progress bar on stderr until the job ends; return its final row."""
-    while True:
-        job = store.get_job(job_id)
-        assert job is not None
-        filled = int(job.progress / 5)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (20 - filled)}] {job.progress:5.1f}% "
-                         f"{job.status:<10} {job.stage or '':<12}")
-        sys.stderr.flush()
-        if job.status in ("completed", "failed", "cancelled"):
-            sys.stderr.write("\n")
-            return job
-        time.sleep(poll_seconds)
-
-
-def print_outputs(job: Job, storage: Storage) -> None:
-    if job.status != "completed":
-        print(f"job {job.status}: {job.error}")
-        return
-    for out in (job.result or {}).get("outputs", []):
-        url = storage.signed_url(out["bucket"], out["path"], SIGNED_URL_SECONDS)
-        print(f"{out['kind']:<10} {out['bucket']}/{out['path']}  {out['size']} bytes\n           {url}")
 
 
 def job_id_argument(text: str) -> uuid.UUID:
@@ -219,8 +196,8 @@ def job_id_argument(text: str) -> uuid.UUID:
         raise ConfigError([f"job id {text!r} is not a UUID"]) from None
 
 
-def open_store(settings: Settings) -> JobStore:
-    return JobStore(connect_database(settings), new_worker_id(), settings.worker_lease_seconds)
+def open_store(settings: Settings) -> WorkerStore:
+    return WorkerStore(connect_database(settings), new_worker_id(), settings.worker_lease_seconds)
 
 
 def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
@@ -229,7 +206,8 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     if job is None:
         print(f"no job {job_id}", file=sys.stderr)
         return 1
-    print(json.dumps(asdict(job), indent=2, default=str))
+    row = {k: v for k, v in asdict(job).items() if k != "taken_back"}  # a claim's flag, not a column
+    print(json.dumps(row, indent=2, default=str))
     return 0
 
 
@@ -246,14 +224,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  {row['id']}  {row['type']:<18} {row['progress']:5.1f}% {row['stage'] or '':<12} "
               f"attempt {row['attempts']}/{row['max_attempts']}  {format_age(float(row['running_seconds']))} "
               f"on {row['locked_by']} (lease {float(row['lease_left_seconds']):.0f}s left)")
+    print_live_workers(store, settings, sorted({row["type"] for row in counts}))
     return 0
-
-
-def format_age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
 
 
 def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
@@ -277,6 +249,10 @@ def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
+    return print_workers(open_store(settings), settings)
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.describe().items():
         print(f"{name}={value}")
@@ -285,6 +261,6 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run, "migrate": cmd_migrate, "enqueue": cmd_enqueue, "jobs": cmd_jobs, "status": cmd_status,
-    "retry": cmd_retry, "cancel": cmd_cancel, "doctor": cmd_doctor, "config": cmd_config,
+    "retry": cmd_retry, "cancel": cmd_cancel, "doctor": cmd_doctor, "config": cmd_config, "workers": cmd_workers,
 }
 

@@ -18,16 +18,16 @@ from handlers.base import MediaSettings
 from utils.storage import Storage
 from worker import metrics
 from worker.config import Settings
-from worker.control import Heartbeat, JobControl
-from worker.db import ClaimedJob, JobStore, is_transaction_pooler
+from worker.db import JobStore, WorkerStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
 from worker.dispatcher import Dispatcher
 from worker.errors import DatabaseUnavailable, ShutdownRequested
 from worker.health import HealthServer, HealthState
-from worker.logs import JOB_LOG_CONTEXT, log
+from worker.logs import log
 from worker.notifier import WebhookNotifier
-from worker.outcome import Completed, Retry
-from worker.runner import JobRunner
+from worker.presence import STALE_ROW_LEASES, Presence, live_job_types, live_seconds
+from worker.process_identity import workers_by_type
+from worker.slot import Slot
 from worker.workdir import remove_stale_work_dirs
 
 EXIT_OK = 0
@@ -36,88 +36,6 @@ EXIT_STARTUP_FAILED = 3
 HOUSEKEEPING_INTERVAL_SECONDS = 300.0
 QUEUE_SAMPLE_SECONDS = 15.0
 WEBHOOK_SWEEP_SECONDS = 60.0
-
-
-class Slot(threading.Thread):
-    """One job at a time: take one from the dispatcher, run it, hand its outcome back, repeat.
-    Each slot holds leases under its own name and has its own connection for heartbeats."""
-
-    def __init__(self, index: int, worker: Worker) -> None:
-        super().__init__(name=f"slot-{index}", daemon=True)
-        self.worker = worker
-        self.control: JobControl | None = None
-        self.running: ClaimedJob | None = None  # the job whose outcome is not recorded yet
-        # Each slot holds leases under its own name, so two slots of one process can never
-        # both believe they own a job (e.g. one taking back the other's expired lease).
-        self.store = JobStore(worker.db_url, f"{worker.worker_id}/{index}", worker.settings.worker_lease_seconds)
-        self.heartbeat = Heartbeat(self.store, worker.settings.worker_heartbeat_seconds,
-                                   worker.settings.worker_lease_seconds, name=f"heartbeat-{index}")
-        self.runner = JobRunner(self.store, worker.storage_factory(), worker.settings, worker.media, self.heartbeat,
-                                on_finished=worker.notifier.submit if worker.notifier else None)
-
-    @property
-    def holder(self) -> str:
-        """The lease holder id this slot's jobs are leased to."""
-        return self.store.worker_id
-
-    def run(self) -> None:
-        # A bug in one job must not take the slot down with it: log, pause, carry on.
-        self.heartbeat.start()
-        try:
-            while not self.worker.stopping.is_set():
-                try:
-                    self._loop()
-                    return
-                except Exception as exc:  # noqa: BLE001
-                    log.exception("slot_crashed")
-                    self.control = None
-                    self._recover_from_crash(exc)
-                    self.worker.stopping.wait(1.0)
-        finally:
-            self.heartbeat.close()
-            self.store.close()
-
-    def _recover_from_crash(self, exc: Exception) -> None:
-        """The job that crashed the slot counts the attempt, so a bug cannot loop on it forever;
-        any job the slot had just been handed goes back to pending now instead of waiting out its lease."""
-        dispatcher, job, self.running = self.worker.dispatcher, self.running, None
-        dispatcher.forget_claims(self.holder, keep=job.id if job else None)
-        if job is not None:
-            outcome = Retry(f"internal error: the worker slot crashed: {exc!r}", self.runner.retry_delay(job))
-            dispatcher.record(self.holder, job.id, outcome, claim_next=False)
-
-    def _loop(self) -> None:
-        job: ClaimedJob | None = None
-        while True:
-            if job is None:
-                job = self.worker.dispatcher.next_job(self.holder)
-                if job is None:  # stopping, or idle with --until-idle
-                    return
-            job = self._run_job(job)
-
-    def _run_job(self, job: ClaimedJob) -> ClaimedJob | None:
-        """Run one job and have its outcome recorded; return the next job, if the same round claimed one."""
-        self.running = job
-        metrics.JOBS_CLAIMED.labels(job.type).inc()
-        self.control = JobControl()
-        if self.worker.stopping.is_set():  # claimed just as shutdown began: give it straight back
-            self.control.interrupt(ShutdownRequested("worker is shutting down"))
-        # One variable, set and reset by token: structlog's bound_contextvars copied the whole
-        # context twice, a fifth of the time from a job's claim to its handler.
-        context = {"job_id": str(job.id), "job_type": job.type, "attempt": job.attempts}
-        token = JOB_LOG_CONTEXT.set(context)
-        try:
-            started = time.monotonic()
-            outcome = self.runner.run(job, self.control, context)
-            # Claim the next job in the same round only when nothing follows the record: it has
-            # no heartbeat until it runs.
-            chain = not (isinstance(outcome, Completed) and outcome.input_to_delete)
-            recorded = self.worker.dispatcher.record(self.holder, job.id, outcome, claim_next=chain)
-            self.running = self.control = None
-            self.runner.conclude(job, outcome, recorded.state, time.monotonic() - started)
-            return recorded.next_job
-        finally:
-            JOB_LOG_CONTEXT.reset(token)
 
 
 class Worker:
@@ -130,8 +48,10 @@ class Worker:
         self.storage_factory = storage_factory
         self.health = health
         self.health_server: HealthServer | None = None
-        # Housekeeping and metric samples share one connection, reopened after a loss.
-        self.maintenance = JobStore(db_url, worker_id, settings.worker_lease_seconds)
+        # Housekeeping, presence and metric samples share one connection, reopened after a loss.
+        self.maintenance = WorkerStore(db_url, worker_id, settings.worker_lease_seconds)
+        self.presence = Presence(self.maintenance, worker_id, settings.worker_concurrency,
+                                 settings.worker_job_types, media.accel.name)
         self.notifier = WebhookNotifier(JobStore(db_url, worker_id, settings.worker_lease_seconds),
                                         settings.webhook_url, settings.webhook_secret or "") \
             if settings.webhook_url else None
@@ -176,6 +96,8 @@ class Worker:
             self.health_server.start()
         log.info("worker_started", worker_id=self.worker_id, concurrency=len(self.slots),
                  job_types=list(self.settings.worker_job_types) or "all")
+        self.presence.register()
+        self.presence.take_back_lost_jobs()  # a worker of this host killed a moment ago (systemd restart)
         self.dispatcher.start()
         for slot in self.slots:
             slot.start()
@@ -183,19 +105,24 @@ class Worker:
     def _main_loop(self) -> None:
         deadline: float | None = None
         next_housekeeping = next_sample = next_sweep = time.monotonic()
+        next_presence = next_housekeeping + self.settings.worker_heartbeat_seconds
         while any(slot.is_alive() for slot in self.slots):
             time.sleep(0.1)
             if self.health is not None:
                 self.health.tick()
             if not self.stopping.is_set():
                 now = time.monotonic()
+                if now >= next_presence:
+                    next_presence = now + self.settings.worker_heartbeat_seconds
+                    self.presence.renew()
+                    self.presence.take_back_lost_jobs()
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                     self._housekeeping()
                 if self.notifier is not None and now >= next_sweep:
                     next_sweep = now + WEBHOOK_SWEEP_SECONDS
                     self.notifier.sweep()
-                if self.health_server is not None and now >= next_sample:
+                if now >= next_sample:
                     next_sample = now + QUEUE_SAMPLE_SECONDS
                     self._sample_queue_depth()
                 continue
@@ -204,24 +131,35 @@ class Worker:
                 log.info("shutdown_started", running=self._running_count(),
                          timeout_seconds=self.settings.worker_shutdown_timeout_seconds)
                 self.dispatcher.wake()
+                self.presence.renew("draining")
             if self.signals_received > 1 or time.monotonic() >= deadline:
                 self._interrupt_running("worker is shutting down")
 
     def _housekeeping(self) -> None:
-        """Delete finished jobs past retention, if no other worker is doing it right now."""
+        """Delete finished jobs past retention, if no other worker is doing it right now, and the
+        presence rows of workers not seen for several leases."""
         try:
             deleted = self.maintenance.delete_old_jobs(self.settings.job_retention_days,
                                                        self.settings.job_failed_retention_days)
             if deleted:
                 log.info("old_jobs_deleted", jobs=deleted)
+            gone = self.maintenance.delete_stale_workers(STALE_ROW_LEASES * self.settings.worker_lease_seconds)
+            if gone:
+                log.info("stale_workers_deleted", workers=gone)
         except DatabaseUnavailable as exc:
             log.warning("housekeeping_skipped", error=str(exc))
         except Exception:  # noqa: BLE001 - maintenance must never take the daemon down
             log.exception("housekeeping_error")
 
     def _sample_queue_depth(self) -> None:
+        """The queue depth and live-worker gauges, for /metrics."""
+        if self.health_server is None:
+            return
         try:
-            metrics.set_queue_depth(self.maintenance.queue_depth())
+            depths = self.maintenance.queue_depth()
+            metrics.set_queue_depth(depths)
+            window = live_seconds(self.settings.worker_heartbeat_seconds, self.settings.worker_lease_seconds)
+            metrics.set_workers_live(workers_by_type(live_job_types(self.maintenance, window), depths))
         except DatabaseUnavailable:
             pass  # /readyz reports the database; the gauge keeps its last sample
         except Exception:  # noqa: BLE001 - a metric sample must never take the daemon down
@@ -249,6 +187,7 @@ class Worker:
             self.health_server.stop()
         if self.until_idle and not self.signals_received:
             self._report_jobs_not_claimable_yet()
+        self.presence.leave()
         self.maintenance.close()
         log.info("worker_stopped", worker_id=self.worker_id)
 

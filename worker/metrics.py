@@ -26,13 +26,29 @@ FFMPEG_SPEED = Histogram(
     buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128), registry=REGISTRY)
 HWACCEL_PATH = Gauge("media_worker_hwaccel_path", "The hardware path chosen at start-up (1 = in use).", ["path"],
                      registry=REGISTRY)
+JOBS_TAKEN_BACK = Counter(
+    "media_worker_jobs_taken_back",
+    "Jobs this worker took back from dead workers, by reason (lease_expired, process_ended).",
+    ["reason"], registry=REGISTRY)
+WORKERS_LIVE = Gauge("media_worker_workers_live",
+                     "Live workers that take each job type (sampled; \"*\": workers that take every type).",
+                     ["type"], registry=REGISTRY)
 WEBHOOKS = Counter("media_worker_webhooks", "Webhook deliveries, by result.", ["result"], registry=REGISTRY)
 
 
 def set_queue_depth(depths: dict[str, int]) -> None:
     """Replace the sampled queue depths (types with no due jobs drop to 0)."""
-    for labels in list(QUEUE_DEPTH._metrics):  # noqa: SLF001 - reset types that emptied
-        if labels[0] not in depths:
-            QUEUE_DEPTH.labels(*labels).set(0)
-    for job_type, count in depths.items():
-        QUEUE_DEPTH.labels(job_type).set(count)
+    _replace_samples(QUEUE_DEPTH, depths)
+
+
+def set_workers_live(counts: dict[str, int]) -> None:
+    """Replace the sampled live-worker counts (types no live worker takes drop to 0)."""
+    _replace_samples(WORKERS_LIVE, counts)
+
+
+def _replace_samples(gauge: Gauge, values: dict[str, int]) -> None:
+    for labels in list(gauge._metrics):  # noqa: SLF001 - reset labels that are gone
+        if labels[0] not in values:
+            gauge.labels(*labels).set(0)
+    for label, value in values.items():
+        gauge.labels(label).set(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -32,6 +32,8 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int
     max_attempts: int
+    # The claim took it back from a worker whose lease expired (keyword-only: Job adds fields).
+    taken_back: bool = field(default=False, kw_only=True)
 
     @property
     def owner_folder(self) -> str:

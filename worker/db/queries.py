@@ -49,7 +49,10 @@ where j.id = coalesce(
    limit 1
    for update skip locked))
 returning %(slot)s::text as claimed_by, j.id, j.user_id, j.type, j.priority, j.payload, j.attempts,
-          j.max_attempts
+          j.max_attempts,
+          -- Only a take-back appends to `errors` here, stamped with this statement's now(): the
+          -- slot counts it (media_worker_jobs_taken_back{reason="lease_expired"}).
+          coalesce(j.errors -> -1 -> 'at' = to_jsonb(now()), false) as taken_back
 """
 
 # One round of the queue for a whole worker process: complete the jobs its slots finished and
@@ -123,10 +126,36 @@ claimed as (
   from picked join claimers c using (n)
   where j.id = picked.id
   returning c.slot as claimed_by, j.id, j.user_id, j.type, j.priority, j.payload, j.attempts,
-            j.max_attempts)
+            j.max_attempts, coalesce(j.errors -> -1 -> 'at' = to_jsonb(now()), false) as taken_back)
 -- One row even when nothing was claimed, so that the completed ids always come back.
 select (select array_agg(id) from done) as completed, claimed.*
 from commit_mode, (values (1)) as one left join claimed on true
+"""
+
+# Take back at once the jobs of this host's worker processes that have ended (issue 15): the
+# caller checked their pid and process-start identity, so these jobs need not wait out their
+# lease. Each goes back to pending, due now (the claim path runs it; its trigger wakes idle
+# workers), with the attempt it was running kept: the next claim counts the next attempt, as
+# after a lease expiry. One statement that checks the lease holder, so two workers taking back
+# at once take each job once: the second finds the row no longer leased to the dead worker.
+# The dead workers' presence rows go in the same statement (a WITH delete always runs).
+TAKE_BACK_ENDED_WORKERS_JOBS = """
+with gone as (
+  delete from public.media_workers where id = any(%(workers)s::text[]) returning id)
+update public.media_jobs j
+set status = 'pending',
+    run_at = now(),
+    stage = 'retrying',
+    progress = 0,
+    errors = j.errors || jsonb_build_object(
+               'attempt', j.attempts, 'at', now(),
+               'error', 'worker lost (process ended) while running attempt ' || j.attempts || ': ' || j.locked_by),
+    error = 'worker lost (process ended) while running attempt ' || j.attempts,
+    locked_by = null,
+    locked_until = null
+-- The lease holder is `<worker id>/<slot>` (or the worker id itself).
+where j.status = 'processing' and split_part(j.locked_by, '/', 1) = any(%(workers)s::text[])
+returning j.id, j.type, j.attempts, j.status::text as status
 """
 
 # Renew a slot's lease and publish progress; returns the cancel request, if any.

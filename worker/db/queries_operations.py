@@ -108,3 +108,57 @@ CLEAR_UPLOAD = """
 delete from public.media_job_uploads
 where job_id = %(job_id)s and bucket = %(bucket)s and path = %(path)s
 """
+
+# Presence (issue 15): a worker's row, inserted at start. Also re-creates the row of a live
+# worker after housekeeping elsewhere deleted it (a long pause): same id, same start time.
+REGISTER_WORKER = """
+insert into public.media_workers (id, host, pid, boot_id, pid_namespace, process_start, started_at,
+                                  version, concurrency, job_types, ffmpeg_path, state)
+values (%(id)s, %(host)s, %(pid)s, %(boot_id)s, %(pid_namespace)s, %(process_start)s, %(started_at)s,
+        %(version)s, %(concurrency)s, %(job_types)s, %(ffmpeg_path)s, %(state)s)
+on conflict (id) do update set last_seen_at = now(), state = excluded.state
+"""
+
+# Presence heartbeat, and 'draining' on the first signal. No row: it was deleted under us.
+RENEW_WORKER = """
+update public.media_workers set last_seen_at = now(), state = %(state)s
+where id = %(id)s
+returning id
+"""
+
+# A clean exit: the worker's row goes.
+DELETE_WORKER = "delete from public.media_workers where id = %(id)s"
+
+# Same-host take-back: the other workers of this host, whose processes the caller checks.
+HOST_WORKERS = """
+select id, host, pid, boot_id, pid_namespace, process_start from public.media_workers
+where host = %(host)s and id <> %(id)s
+"""
+
+# `worker.py workers`: every worker, with the jobs it holds (leases are `<worker id>/<slot>`).
+LIST_WORKERS = """
+select w.id, w.host, w.pid, w.boot_id, w.pid_namespace, w.process_start, w.version, w.concurrency,
+       w.job_types, w.ffmpeg_path, w.state,
+       extract(epoch from now() - w.started_at) as age_seconds,
+       extract(epoch from now() - w.last_seen_at) as seen_seconds_ago,
+       coalesce(jsonb_agg(jsonb_build_object('id', j.id, 'type', j.type, 'progress', j.progress,
+                                             'stage', j.stage) order by j.started_at)
+                filter (where j.id is not null), '[]') as jobs
+from public.media_workers w
+left join public.media_jobs j on j.status = 'processing' and split_part(j.locked_by, '/', 1) = w.id
+group by w.id
+order by w.host, w.started_at
+"""
+
+# `status`, `enqueue --wait` and /metrics: workers seen within `seen_seconds`, and their types.
+RECENT_WORKERS = """
+select id, host, pid, boot_id, pid_namespace, process_start, job_types from public.media_workers
+where last_seen_at > now() - make_interval(secs => %(seen_seconds)s)
+"""
+
+# Housekeeping: rows not renewed for several leases belong to workers that are gone.
+DELETE_STALE_WORKERS = """
+delete from public.media_workers
+where last_seen_at < now() - make_interval(secs => %(stale_seconds)s)
+returning id
+"""
