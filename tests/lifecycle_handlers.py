@@ -2,6 +2,9 @@
 
 - test.slow: a real, supervised ffmpeg run that lasts `seconds` (-re), writing slow.mp4.
 - test.record: records its payload's `n` in the table test_executions (exactly-once checks).
+- test.rendezvous: records like test.record, then holds its slot until `workers` distinct worker
+  processes have recorded a job: with as many of these jobs as the workers have slots, every worker
+  must take some, whatever the scheduling.
 - test.flaky: always fails with a transient error.
 """
 
@@ -9,13 +12,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from typing import Any
 
 import psycopg
 from pydantic import Field
 
 from handlers import register
 from handlers.base import Artifact, Handler, HandlerResult, Payload, TaskContext
-from handlers.errors import TransientJobError
+from handlers.errors import PermanentJobError, TransientJobError
 from utils.ffmpeg_supervisor import run_ffmpeg
 
 
@@ -40,12 +45,37 @@ class RecordPayload(Payload):
 _local = threading.local()
 
 
-def run_record(payload: RecordPayload, ctx: TaskContext) -> HandlerResult:
-    conn = getattr(_local, "conn", None)
+def _connection() -> psycopg.Connection[Any]:
+    """This slot thread's own connection to the test database."""
+    conn: psycopg.Connection[Any] | None = getattr(_local, "conn", None)
     if conn is None:
         conn = _local.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-    conn.execute("insert into test_executions (n, pid) values (%s, %s)", (payload.n, os.getpid()))
+    return conn
+
+
+def run_record(payload: RecordPayload, ctx: TaskContext) -> HandlerResult:
+    _connection().execute("insert into test_executions (n, pid) values (%s, %s)", (payload.n, os.getpid()))
     return HandlerResult([])
+
+
+class RendezvousPayload(RecordPayload):
+    workers: int = Field(gt=0)
+
+
+RENDEZVOUS_GIVE_UP_SECONDS = 120  # a test's failure, not a pace: it names the workers that never came
+
+
+def run_rendezvous(payload: RendezvousPayload, ctx: TaskContext) -> HandlerResult:
+    run_record(payload, ctx)
+    give_up = time.monotonic() + RENDEZVOUS_GIVE_UP_SECONDS
+    while True:
+        row = _connection().execute("select count(distinct pid) from test_executions").fetchone()
+        came = int(row[0]) if row else 0
+        if came >= payload.workers:
+            return HandlerResult([])
+        if ctx.should_stop() or time.monotonic() > give_up:
+            raise PermanentJobError(f"only {came} of {payload.workers} workers ever ran a job")
+        time.sleep(0.05)
 
 
 class FlakyPayload(Payload):
@@ -58,4 +88,5 @@ def run_flaky(payload: FlakyPayload, ctx: TaskContext) -> HandlerResult:
 
 register(Handler("test.slow", SlowPayload, run_slow))
 register(Handler("test.record", RecordPayload, run_record))
+register(Handler("test.rendezvous", RendezvousPayload, run_rendezvous))
 register(Handler("test.flaky", FlakyPayload, run_flaky))
