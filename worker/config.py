@@ -1,244 +1,82 @@
-"""Every environment variable the worker reads, defined once.
+"""Reading the configuration: the environment plus an optional `.env` file (the environment wins).
 
-Each field of `Settings` names its variable, default and meaning in its metadata.
-`load_settings()` reads the process environment plus an optional `.env` file,
-validates every variable and raises one `ConfigError` listing all bad ones.
-The README's variable table is printed from this module (`python worker.py config --markdown`).
+`load_settings()` validates every variable and raises one `ConfigError` listing all bad ones, each
+saying where its value came from and what it must be; then the checks across variables, among
+them the refusal to fall back to the embedded defaults when half a deployment is configured.
+The variables themselves are defined in worker/settings.py.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
+from pydantic import ValidationError
 
 from utils.webhooks import secret_key
 from worker.errors import ConfigError
+from worker.settings import ENVIRON_GIVEN, Settings, is_secret, markdown_table, mask
 
-HWACCEL_CHOICES = ("auto", "none", "nvenc", "vaapi", "qsv")
-LOG_FORMAT_CHOICES = ("auto", "json", "console")
-LOG_LEVEL_CHOICES = ("debug", "info", "warning", "error")
-PRESET_CHOICES = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-)
+__all__ = ["Settings", "load_settings", "markdown_table", "mask", "storage_refusal"]
 
 
-def setting(env: str, default: Any, meaning: str, *, secret: bool = False,
-            choices: tuple[str, ...] = (), minimum: float | None = None,
-            maximum: float | None = None) -> Any:
-    """Declare one environment variable as a dataclass field."""
-    meta = {"env": env, "meaning": meaning, "secret": secret, "choices": choices,
-            "minimum": minimum, "maximum": maximum}
-    return field(default=default, metadata=meta)
+@contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = ENVIRON_GIVEN.set(environ)
+    try:
+        yield
+    finally:
+        ENVIRON_GIVEN.reset(token)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The worker's whole configuration, read once at start-up."""
-
-    database_url: str | None = setting(
-        "DATABASE_URL", None,
-        "Postgres URL (direct or session pooler). Unset: embedded PostgreSQL under WORKER_DATA_DIR.",
-        secret=True)
-    supabase_url: str | None = setting(
-        "SUPABASE_URL", None,
-        "https://<ref>.supabase.co or https://<ref>.storage.supabase.co. Unset: local storage under WORKER_DATA_DIR.")
-    supabase_service_role_key: str | None = setting(
-        "SUPABASE_SERVICE_ROLE_KEY", None, "Service-role key for Storage (required with SUPABASE_URL).",
-        secret=True)
-    worker_data_dir: Path = setting(
-        "WORKER_DATA_DIR", Path(".data"), "Where the embedded database and local storage live.")
-    worker_concurrency: int = setting(
-        "WORKER_CONCURRENCY", 1, "Jobs run at once in one worker process.", minimum=1, maximum=64)
-    worker_job_types: tuple[str, ...] = setting(
-        "WORKER_JOB_TYPES", (),
-        "Comma-separated job types this worker takes. Empty: every type; one with no handler here fails, "
-        "so list the types when workers with different handlers share a queue.")
-    worker_handler_modules: tuple[str, ...] = setting(
-        "WORKER_HANDLER_MODULES", (), "Comma-separated Python modules that register extra handlers.")
-    worker_poll_interval_seconds: float = setting(
-        "WORKER_POLL_INTERVAL_SECONDS", 2.0, "Fallback poll period when no NOTIFY arrives.",
-        minimum=0.05, maximum=3600)
-    worker_lease_seconds: float = setting(
-        "WORKER_LEASE_SECONDS", 60.0, "How long a claim holds a job without a heartbeat.",
-        minimum=1, maximum=86400)
-    worker_heartbeat_seconds: float = setting(
-        "WORKER_HEARTBEAT_SECONDS", 10.0, "Lease renewal and cancel check period; keep it under a third of the lease.",
-        minimum=0.1, maximum=3600)
-    worker_shutdown_timeout_seconds: float = setting(
-        "WORKER_SHUTDOWN_TIMEOUT_SECONDS", 30.0, "After SIGTERM, how long running jobs may finish before release.",
-        minimum=0, maximum=86400)
-    worker_retry_base_seconds: float = setting(
-        "WORKER_RETRY_BASE_SECONDS", 10.0, "First retry delay after a transient failure; doubles per attempt.",
-        minimum=0, maximum=86400)
-    worker_retry_max_seconds: float = setting(
-        "WORKER_RETRY_MAX_SECONDS", 900.0, "Cap on the retry delay.", minimum=0, maximum=604800)
-    worker_temp_dir: Path = setting(
-        "WORKER_TEMP_DIR", Path(tempfile.gettempdir()) / "media-worker", "Parent of the per-job work directories.")
-    upload_timeout_seconds: float = setting(
-        "UPLOAD_TIMEOUT_SECONDS", 600.0,
-        "Deadline for one transfer: this plus 1 s per MiB; request timeouts derive from it.",
-        minimum=1, maximum=86400)
-    upload_max_retries: int = setting(
-        "UPLOAD_MAX_RETRIES", 3, "Retries per request/chunk; backoff 1 s, 2 s, 4 s... with jitter.",
-        minimum=0, maximum=20)
-    upload_chunk_size_mb: float = setting(
-        "UPLOAD_CHUNK_SIZE_MB", 6.0, "Resumable upload chunk size in MiB (hosted Supabase requires 6).",
-        minimum=1, maximum=512)
-    upload_resumable_threshold_mb: float = setting(
-        "UPLOAD_RESUMABLE_THRESHOLD_MB", 6.0, "Files above this many MiB use the resumable (TUS) upload.",
-        minimum=0, maximum=1_000_000)
-    input_max_size_mb: float = setting(
-        "INPUT_MAX_SIZE_MB", 2048.0, "Largest input object the worker downloads, in MiB.",
-        minimum=1, maximum=1_000_000)
-    output_signed_url_seconds: int = setting(
-        "OUTPUT_SIGNED_URL_SECONDS", 0, "If > 0, the result carries signed URLs valid this long.",
-        minimum=0, maximum=31_536_000)
-    ffmpeg_path: str = setting("FFMPEG_PATH", "ffmpeg", "ffmpeg binary.")
-    ffprobe_path: str = setting("FFPROBE_PATH", "ffprobe", "ffprobe binary.")
-    ffmpeg_hwaccel: str = setting(
-        "FFMPEG_HWACCEL", "auto", "auto, none, nvenc, vaapi or qsv. auto proves each path with a one-frame test.",
-        choices=HWACCEL_CHOICES)
-    ffmpeg_timeout_seconds: float = setting(
-        "FFMPEG_TIMEOUT_SECONDS", 0.0, "Wall-clock limit per ffmpeg run; 0: 10x the input duration, at least 5 min.",
-        minimum=0, maximum=604800)
-    ffmpeg_stall_seconds: float = setting(
-        "FFMPEG_STALL_SECONDS", 120.0, "Kill ffmpeg when its progress stops for this long.",
-        minimum=1, maximum=86400)
-    media_max_pixels: int = setting(
-        "MEDIA_MAX_PIXELS", 35_389_440, "Largest width x height accepted (default: 8K UHD).", minimum=1)
-    media_max_duration_seconds: float = setting(
-        "MEDIA_MAX_DURATION_SECONDS", 14_400.0, "Longest input accepted.", minimum=0.1)
-    media_max_streams: int = setting(
-        "MEDIA_MAX_STREAMS", 16, "Most streams an input may carry.", minimum=1, maximum=1000)
-    video_max_height: int = setting(
-        "VIDEO_MAX_HEIGHT", 1080, "Web MP4 height cap; smaller inputs are never upscaled.",
-        minimum=16, maximum=8640)
-    video_crf: int = setting("VIDEO_CRF", 23, "x264 quality (lower is better and larger).", minimum=0, maximum=51)
-    video_preset: str = setting("VIDEO_PRESET", "veryfast", "x264 speed preset.", choices=PRESET_CHOICES)
-    log_level: str = setting("LOG_LEVEL", "info", "debug, info, warning or error.", choices=LOG_LEVEL_CHOICES)
-    log_format: str = setting(
-        "LOG_FORMAT", "auto", "json, console, or auto (console on a TTY, JSON otherwise).",
-        choices=LOG_FORMAT_CHOICES)
-    health_port: int = setting(
-        "HEALTH_PORT", 0, "If set, serve /healthz, /readyz and /metrics on this port.", minimum=0, maximum=65535)
-    webhook_url: str | None = setting("WEBHOOK_URL", None, "POST a signed event here when a job ends.")
-    webhook_secret: str | None = setting(
-        "WEBHOOK_SECRET", None, "Standard Webhooks signing secret (whsec_... or raw).", secret=True)
-    job_retention_days: float = setting(
-        "JOB_RETENTION_DAYS", 30.0, "Completed and cancelled jobs older than this are deleted.", minimum=0)
-    job_failed_retention_days: float = setting(
-        "JOB_FAILED_RETENTION_DAYS", 90.0, "Failed jobs older than this are deleted.", minimum=0)
-
-    def __repr__(self) -> str:
-        return f"Settings({', '.join(f'{k}={v}' for k, v in self.describe().items())})"
-
-    def describe(self) -> dict[str, str]:
-        """Every variable and its effective value, secrets masked."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.metadata["env"]] = mask(value) if f.metadata["secret"] else format_value(value)
-        return out
-
-    @property
-    def upload_chunk_size_bytes(self) -> int:
-        return int(self.upload_chunk_size_mb * 1024 * 1024)
-
-    @property
-    def upload_resumable_threshold_bytes(self) -> int:
-        return int(self.upload_resumable_threshold_mb * 1024 * 1024)
-
-    @property
-    def input_max_size_bytes(self) -> int:
-        return int(self.input_max_size_mb * 1024 * 1024)
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, tuple):
-        return ",".join(value)
-    return str(value)
-
-
-def mask(value: Any) -> str:
-    """Hide a secret; for URLs keep everything but the password."""
-    if not value:
-        return ""
-    text = str(value)
-    if "://" in text:
-        parts = urlsplit(text)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return text
-    return "***"
-
-
-def _parse(raw: str, kind: Any, meta: dict[str, Any]) -> Any:
-    """Turn one raw string into the field's type; raise ValueError with a reason."""
-    text = raw.strip()
-    if kind in ("int",):
-        value: Any = int(text)
-    elif kind in ("float",):
-        value = float(text)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("must be a finite number")
-    elif kind == "Path":
-        value = Path(text)
-    elif kind.startswith("tuple"):
-        value = tuple(item.strip() for item in text.split(",") if item.strip())
-    else:
-        value = text or None
-    if meta["choices"] and value not in meta["choices"]:
-        raise ValueError(f"must be one of {', '.join(meta['choices'])}")
-    if isinstance(value, (int, float)):
-        if meta["minimum"] is not None and value < meta["minimum"]:
-            raise ValueError(f"must be at least {meta['minimum']:g}")
-        if meta["maximum"] is not None and value > meta["maximum"]:
-            raise ValueError(f"must be at most {meta['maximum']:g}")
-    return value
-
-
-def _base_kind(annotation: str) -> str:
-    return annotation.replace(" | None", "").strip()
-
-
-def load_settings(environ: dict[str, str] | None = None, env_file: str | None = ".env") -> Settings:
-    """Read and validate every variable; raise ConfigError naming all bad ones."""
-    source: dict[str, str] = {}
-    if env_file and Path(env_file).is_file():
-        source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    source.update(os.environ if environ is None else environ)
-    values: dict[str, Any] = {}
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Read and validate every variable (the environment, then `env_file`); raise ConfigError naming all bad ones."""
+    dotenv = env_file if env_file and Path(env_file).is_file() else None
     problems: list[str] = []
-    for f in fields(Settings):
-        name = f.metadata["env"]
-        raw = source.get(name)
-        if raw is None or raw.strip() == "":
-            continue
+    with _reading(environ):
         try:
-            values[f.name] = _parse(raw, _base_kind(str(f.type)), dict(f.metadata))
-        except ValueError as exc:
-            shown = mask(raw) if f.metadata["secret"] else raw
-            reason = str(exc) if "invalid literal" not in str(exc) and "could not convert" not in str(exc) \
-                else f"must be a {_base_kind(str(f.type))}"
-            problems.append(f"{name}={shown!r}: {reason}")
-    settings = Settings(**values)
-    problems.extend(_cross_checks(settings))
+            settings = Settings(_env_file=dotenv)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            source = os.environ if environ is None else environ
+            problems = [_problem(error, source, dotenv) for error in exc.errors()]
+            # The bad values at their defaults, so that the checks across variables still run.
+            defaults = {str(e["loc"][0]): Settings.model_fields[str(e["loc"][0])].default for e in exc.errors()}
+            settings = Settings(_env_file=dotenv, **defaults)  # type: ignore[call-arg]
+    problems += _cross_checks(settings)
     if problems:
         raise ConfigError(problems)
     return settings
 
 
+def _problem(error: Any, environ: Mapping[str, str], dotenv: str | None) -> str:
+    """One bad value as a person reads it: the variable, its (masked) value, where it came from, why."""
+    name = str(error["loc"][0])
+    env = name.upper()
+    raw = error.get("input")
+    shown = mask(raw) if name in Settings.model_fields and is_secret(name) else raw
+    origin = "" if (environ.get(env) or "").strip() or not dotenv else f" (from {dotenv})"
+    return f"{env}={shown!r}{origin}: {_reason(name, error)}"
+
+
+def _reason(name: str, error: Any) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "literal_error":
+        choices = get_args(get_args(Settings.model_fields[name].annotation)[0]) or get_args(
+            Settings.model_fields[name].annotation)
+        return "must be one of " + ", ".join(str(c) for c in choices if c is not None)
+    reasons = {"int_parsing": "must be an integer", "int_from_float": "must be an integer",
+               "float_parsing": "must be a number", "finite_number": "must be a finite number",
+               "greater_than_equal": f"must be at least {ctx.get('ge', 0):g}",
+               "less_than_equal": f"must be at most {ctx.get('le', 0):g}"}
+    return reasons.get(kind, str(error["msg"]).lower())
+
+
 def _cross_checks(s: Settings) -> list[str]:
-    problems = []
+    problems = _deployment_checks(s)
     if s.supabase_url and not s.supabase_service_role_key:
         problems.append("SUPABASE_SERVICE_ROLE_KEY: required when SUPABASE_URL is set")
     if s.supabase_url and urlsplit(s.supabase_url).scheme not in ("http", "https"):
@@ -264,12 +102,25 @@ def _cross_checks(s: Settings) -> list[str]:
     return problems
 
 
-def markdown_table() -> str:
-    """The README's table of variables."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for f in fields(Settings):
-        default = format_value(f.default)
-        if f.metadata["env"] == "WORKER_TEMP_DIR":
-            default = "$TMPDIR/media-worker"
-        rows.append(f"| `{f.metadata['env']}` | {f'`{default}`' if default else '(unset)'} | {f.metadata['meaning']} |")
-    return "\n".join(rows)
+def _deployment_checks(s: Settings) -> list[str]:
+    """Half a deployment never falls back to the embedded defaults: the web app would not see its jobs."""
+    if s.supabase_url and not s.database_url:
+        return ["DATABASE_URL: required when SUPABASE_URL is set: your web app's jobs are in your Supabase "
+                "project's database, not in an embedded one. Copy the connection string from the Supabase "
+                "dashboard (Connect: the session pooler on port 5432, or the direct connection; the transaction "
+                "pooler on port 6543 works but polls instead of listening)"]
+    if s.storage_backend == "supabase" and not s.supabase_url:
+        return ["SUPABASE_URL: required when STORAGE_BACKEND=supabase (https://<ref>.supabase.co, from the "
+                "Supabase dashboard: Project Settings, API)"]
+    return []
+
+
+def storage_refusal(s: Settings) -> ConfigError | None:
+    """A DATABASE_URL without SUPABASE_URL, for the commands that read or write files: refuse rather
+    than write outputs to local folders the web app cannot read (`migrate` and `status` need no storage)."""
+    if s.database_url and not s.supabase_url and s.storage_backend is None:
+        return ConfigError([
+            "SUPABASE_URL: required with DATABASE_URL: without it outputs would go to local folders your web app "
+            "cannot read. Set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (Supabase dashboard: Project Settings, "
+            "API), or STORAGE_BACKEND=local to keep outputs under WORKER_DATA_DIR/storage on purpose"])
+    return None

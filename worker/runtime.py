@@ -13,7 +13,7 @@ from utils.ffmpeg_commands import WebVideoOptions
 from utils.media_plan import CPU, Accel
 from utils.storage import BucketRules, LocalStorage, Storage
 from worker import metrics
-from worker.config import Settings
+from worker.config import Settings, storage_refusal
 from worker.db.embedded import start_embedded_postgres
 from worker.logs import log
 
@@ -50,8 +50,13 @@ def media_settings(settings: Settings, accel: Accel = CPU) -> MediaSettings:
 
 
 def open_storage(settings: Settings, bucket_rules: dict[str, tuple[int | None, list[str] | None]]) -> Storage:
-    """Supabase Storage when SUPABASE_URL is set, else local folders enforcing the bucket rows."""
-    if settings.supabase_url:
+    """Supabase Storage when SUPABASE_URL is set, else local folders enforcing the bucket rows.
+
+    Raises ConfigError for a DATABASE_URL without SUPABASE_URL, unless STORAGE_BACKEND=local."""
+    refusal = storage_refusal(settings)
+    if refusal is not None:
+        raise refusal
+    if not settings.local_storage:
         from utils.supabase.storage import open_supabase_storage  # storage3/httpx load only when used
 
         return open_supabase_storage(settings, on_retry=metrics.UPLOAD_RETRIES.inc)

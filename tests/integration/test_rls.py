@@ -19,7 +19,7 @@ from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
 from worker.cli import CONTENT_TYPES
-from worker.db import queries
+from worker.db import queries, queries_operations
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
@@ -337,7 +337,7 @@ def test_buckets_are_private_with_the_2_gib_limit_and_mime_lists(api: Conn) -> N
 # --- the worker's side --------------------------------------------------------------------
 
 SAMPLE_PARAMS: dict[str, Any] = {
-    "worker_id": "test:w", "lease_seconds": 30, "types": ["video.process"], "progress": 0.0, "stage": "test",
+    "worker_id": "test:w", "holder": "test:w/0", "lease_seconds": 30, "types": ["video.process"], "progress": 0.0, "stage": "test",
     "job_id": uuid.uuid4(), "result": Jsonb({"outputs": []}), "error": "test", "delay_seconds": 0,
     "user_id": A, "type": "video.process", "payload": Jsonb({}), "priority": 0, "max_attempts": 3,
     "done": Jsonb([{"id": str(uuid.uuid4()), "slot": "test:w/0", "result": {}}]),
@@ -347,7 +347,7 @@ SAMPLE_PARAMS: dict[str, Any] = {
 
 
 def worker_statements() -> dict[str, str]:
-    return {name: value for name, value in vars(queries).items()
+    return {name: value for module in (queries, queries_operations) for name, value in vars(module).items()
             if name.isupper() and not name.startswith("_") and isinstance(value, str)
             and value.lstrip().split(None, 1)[0].lower() in {"select", "insert", "update", "delete", "with"}}
 
@@ -355,8 +355,8 @@ def worker_statements() -> dict[str, str]:
 @pytest.mark.parametrize("role", [None, "service_role"])
 def test_every_worker_statement_runs_against_the_schema(api: Conn, role: str | None) -> None:
     statements = worker_statements()
-    assert {"COMPLETE_AND_CLAIM", "RELEASE_UNKNOWN_CLAIMS", "RENEW_LEASE", "COMPLETE_JOB",
-            "INSERT_JOB", "BUCKET_RULES"} <= set(statements)
+    assert {"CLAIM_JOB", "COMPLETE_AND_CLAIM", "RELEASE_UNKNOWN_CLAIMS", "RENEW_LEASE", "FAIL_JOB",
+            "INSERT_JOB", "BUCKET_RULES", "SAVE_UPLOAD"} <= set(statements)
     for name, statement in statements.items():
         params = {p: SAMPLE_PARAMS.get(p) for p in re.findall(r"%\((\w+)\)s", statement)}
         with api.transaction(force_rollback=True):

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def worker_env(db_url: str, data_dir: Path, **overrides: Any) -> dict[str, str]:
     """Environment for a worker subprocess: test database, local storage, fast timers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "SUPABASE_", "UPLOAD_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "SUPABASE_", "UPLOAD_", "STORAGE_"))}
+    if "SUPABASE_URL" not in overrides:  # a DATABASE_URL alone is refused unless local storage is asked for
+        env["STORAGE_BACKEND"] = "local"
     env.update({
         "DATABASE_URL": db_url,
         "WORKER_DATA_DIR": str(data_dir),
@@ -77,6 +79,13 @@ def ffmpeg_pids_for(job_id: str) -> list[int]:
         if cmdline and cmdline[0].endswith(b"ffmpeg") and any(job_id.encode() in part for part in cmdline):
             pids.append(int(proc.name))
     return pids
+
+
+def lease_expired(db_url: str, job_id: str) -> bool:
+    """The job's lease has run out by the database's clock, the one claims go by."""
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("select locked_until < now() from public.media_jobs where id = %s", (job_id,)).fetchone()
+    return bool(row and row[0])
 
 
 def job_row(db_url: str, job_id: str) -> dict[str, Any]:

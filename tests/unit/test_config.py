@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.config import Settings, load_settings, markdown_table, mask
+from worker.config import Settings, load_settings, markdown_table, mask, storage_refusal
 from worker.errors import ConfigError
 
 
@@ -25,7 +25,8 @@ def test_values_are_typed() -> None:
 def test_every_bad_variable_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({"WORKER_CONCURRENCY": "zero", "UPLOAD_MAX_RETRIES": "-1", "FFMPEG_HWACCEL": "cuda",
-                       "LOG_FORMAT": "xml", "SUPABASE_URL": "https://x.supabase.co"}, env_file=None)
+                       "LOG_FORMAT": "xml", "SUPABASE_URL": "https://x.supabase.co",
+                       "DATABASE_URL": "postgresql://db/postgres"}, env_file=None)
     text = str(info.value)
     for name in ("WORKER_CONCURRENCY", "UPLOAD_MAX_RETRIES", "FFMPEG_HWACCEL", "LOG_FORMAT",
                  "SUPABASE_SERVICE_ROLE_KEY"):
@@ -74,3 +75,48 @@ def test_markdown_table_lists_every_variable() -> None:
 def test_mask() -> None:
     assert mask("abc") == "***"
     assert mask(None) == ""
+
+
+def test_a_bad_value_from_the_env_file_says_so_and_names_the_type(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("WORKER_CONCURRENCY=four\nVIDEO_CRF=2.5\nUPLOAD_TIMEOUT_SECONDS=soon\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings({"VIDEO_CRF": "x"}, env_file=str(env_file))
+    assert info.value.problems == [
+        f"WORKER_CONCURRENCY='four' (from {env_file}): must be an integer",
+        f"UPLOAD_TIMEOUT_SECONDS='soon' (from {env_file}): must be a number",
+        "VIDEO_CRF='x': must be an integer",  # the environment's value, which wins over .env
+    ]
+
+
+def test_infinite_and_out_of_range_numbers_are_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"WORKER_LEASE_SECONDS": "inf", "WORKER_CONCURRENCY": "65"}, env_file=None)
+    assert sorted(info.value.problems) == ["WORKER_CONCURRENCY='65': must be at most 64",
+                                           "WORKER_LEASE_SECONDS='inf': must be a finite number"]
+
+
+def test_supabase_without_a_database_url_is_refused_with_where_to_find_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": "k"}, env_file=None)
+    (problem,) = info.value.problems
+    assert problem.startswith("DATABASE_URL: required when SUPABASE_URL is set")
+    assert "session pooler on port 5432" in problem and "6543" in problem
+
+
+def test_a_database_url_without_supabase_needs_local_storage_asked_for() -> None:
+    alone = load_settings({"DATABASE_URL": "postgresql://db/postgres"}, env_file=None)
+    refusal = storage_refusal(alone)
+    assert refusal is not None and "STORAGE_BACKEND=local" in str(refusal)
+    local = load_settings({"DATABASE_URL": "postgresql://db/postgres", "STORAGE_BACKEND": "local"}, env_file=None)
+    assert storage_refusal(local) is None and local.local_storage
+    with pytest.raises(ConfigError, match="SUPABASE_URL: required when STORAGE_BACKEND=supabase"):
+        load_settings({"DATABASE_URL": "postgresql://db/postgres", "STORAGE_BACKEND": "supabase"}, env_file=None)
+
+
+def test_nothing_configured_is_the_embedded_demo() -> None:
+    settings = load_settings({}, env_file=None)
+    assert settings.embedded_database and settings.local_storage and storage_refusal(settings) is None
+    remote = load_settings({"DATABASE_URL": "postgresql://db/postgres", "SUPABASE_URL": "https://x.supabase.co",
+                            "SUPABASE_SERVICE_ROLE_KEY": "k"}, env_file=None)
+    assert not remote.embedded_database and not remote.local_storage and storage_refusal(remote) is None
