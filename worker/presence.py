@@ -71,18 +71,19 @@ class Presence:
         except Exception:  # noqa: BLE001 - presence must never take a job or the daemon down
             log.exception("presence_error")
 
-    def take_back_lost_jobs(self) -> int:
+    def take_back_lost_jobs(self, found: str) -> int:
         """Give back now the jobs of this host's workers whose process has ended; how many.
+        `found` says when we looked (at_start, while_running, when_idle), for the log.
         Never raises: those jobs still come back when their lease runs out."""
         try:
-            return self._take_back()
+            return self._take_back(found)
         except DatabaseUnavailable as exc:
             log.warning("take_back_skipped", error=str(exc))
         except Exception:  # noqa: BLE001 - as above
             log.exception("take_back_error")
         return 0
 
-    def _take_back(self) -> int:
+    def _take_back(self, found: str) -> int:
         others = self.store.host_workers(self.identity.host, exclude=self.me.id)
         ended = [worker_id for worker_id, identity in others.items() if self._ended(identity)]
         if not ended:
@@ -92,7 +93,7 @@ class Presence:
             metrics.JOBS_TAKEN_BACK.labels("process_ended").inc()
             log.info("job_taken_back", job_id=str(job.id), job_type=job.type, attempt=job.attempt,
                      reason="process_ended", status=job.status)
-        log.info("dead_workers_removed", workers=ended, jobs_taken_back=len(taken))
+        log.info("dead_workers_removed", workers=ended, jobs_taken_back=len(taken), found=found)
         return len(taken)
 
     def _ended(self, identity: ProcessIdentity) -> bool:

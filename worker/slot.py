@@ -82,7 +82,7 @@ class Slot(threading.Thread):
         dead workers (they would otherwise wait for their lease); True if any came back."""
         if self.worker.stopping.is_set() or not self.worker.until_idle:
             return False
-        return self.worker.presence.take_back_lost_jobs() > 0
+        return self.worker.presence.take_back_lost_jobs("when_idle") > 0
 
     def _run_job(self, job: ClaimedJob) -> ClaimedJob | None:
         """Run one job and have its outcome recorded; return the next job, if the same round claimed one."""

@@ -101,6 +101,7 @@ def test_sigkill_then_a_restart_on_the_same_host_runs_the_job_again_before_its_l
         early = conn.execute("select %s::timestamptz < %s", (lost["at"], killed_lease_ends)).fetchone()
     assert early == (True,)
     assert [e["reason"] for e in events(tmp_path / "second.log", "job_taken_back")] == ["process_ended"]
+    assert [e["found"] for e in events(tmp_path / "second.log", "dead_workers_removed")] == ["at_start"]
     assert len(row["result"]["outputs"]) == 1
     assert sample(metrics, "media_worker_jobs_taken_back_total", reason="process_ended") == 1
     assert sample(metrics, "media_worker_workers_live", type="*") == 1  # the dead worker's row went with its job
@@ -159,6 +160,7 @@ def test_until_idle_takes_back_a_job_whose_worker_dies_while_it_runs(db_url: str
     row = job_row(db_url, leased)
     assert row["status"] == "completed", row
     assert row["errors"][0]["error"].startswith("worker lost (process ended)")
+    assert [e["found"] for e in events(tmp_path / "worker.log", "dead_workers_removed")] == ["when_idle"]
 
 
 def test_workers_lists_a_running_worker_then_stale_after_sigkill_and_gone_after_a_clean_exit(
@@ -215,6 +217,9 @@ def test_enqueue_wait_with_no_worker_says_so_and_keeps_waiting(db_url: str, data
 def test_status_counts_live_workers_by_job_type(db_url: str, data_dir: Path) -> None:
     add_presence(db_url, "elsewhere:7:abc", 7, 1, host="elsewhere", job_types=("test.slow",))
     add_presence(db_url, "elsewhere:8:old", 8, 1, host="elsewhere", seen="now() - interval '1 hour'")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # seen a moment ago, but its process is gone: not live either
+    add_presence(db_url, f"{HOST}:{dead.pid}:gone", dead.pid, 1, job_types=("media.probe",))
     insert_job(db_url, "media.probe", {"input": {"path": "anonymous/x/y.mp4"}}, run_at="2999-01-01T00:00:00Z")
     out = run_cli(["status"], env_for(db_url, data_dir)).stdout
     assert "live workers: 1" in out  # the one not seen for an hour is not live
