@@ -17,6 +17,7 @@ from tests.support.workers import (
     ffmpeg_pids_for,
     insert_job,
     job_row,
+    lease_expired,
     run_cli,
     start_worker,
     wait_for_status,
@@ -35,13 +36,6 @@ def env_for(db_url: str, data_dir: Path, **overrides: object) -> dict[str, str]:
 
 def outputs_of(data_dir: Path, job_id: str) -> list[Path]:
     return sorted((data_dir / "storage" / "media-outputs" / "anonymous" / job_id).glob("*"))
-
-
-def lease_expired(db_url: str, job_id: str) -> bool:
-    """The job's lease has run out by the database's clock, the one claims go by."""
-    with psycopg.connect(db_url) as conn:
-        row = conn.execute("select locked_until < now() from public.media_jobs where id = %s", (job_id,)).fetchone()
-    return bool(row and row[0])
 
 
 def test_sigkill_mid_ffmpeg_another_worker_takes_the_job_back_once_the_lease_expired(
