@@ -13,20 +13,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from tests.support.databases import create_database, drop_database
 from tests.support.private_pg import PrivatePostgres
 from tests.support.webhook_receiver import receiver  # noqa: F401 (a fixture for the whole suite)
 from worker.db import apply_migrations
 
 _counter = itertools.count()
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")
@@ -42,22 +38,6 @@ def pg_server_url() -> Iterator[str]:
     os.chmod(data, 0o755)  # pgserver runs postgres as an unprivileged user when we are root
     yield start_embedded_postgres(data)
     shutil.rmtree(data, ignore_errors=True)
-
-
-def _admin(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True)
-
-
-def create_database(server_url: str, name: str, template: str | None = None) -> str:
-    with _admin(server_url) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
-    return _with_database(server_url, name)
-
-
-def drop_database(server_url: str, name: str) -> None:
-    with _admin(server_url) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import create_database, drop_database
+from tests.support.databases import create_database, drop_database
 from tests.support.media import ffprobe_json
 from tests.support.media_inputs import generate_inputs
 from tests.support.workers import insert_job, put_local_object, start_worker, wait_for_status, worker_env
