@@ -39,8 +39,9 @@ class BucketRules:
     def check(self, bucket: str, size: int, content_type: str) -> None:
         """Raise a permanent StorageError, with the fix, if the bucket would refuse this file."""
         if self.file_size_limit is not None and size > self.file_size_limit:
+            shown, limit = human_sizes(size, self.file_size_limit)
             raise StorageError(
-                f"file is {human_bytes(size)} but bucket {bucket} allows {human_bytes(self.file_size_limit)}: "
+                f"file is {shown} but bucket {bucket} allows {limit}: "
                 "raise storage.buckets.file_size_limit (and the project's global upload limit)",
                 permanent=True, status=413)
         if self.allowed_mime_types and content_type not in self.allowed_mime_types:
@@ -121,9 +122,18 @@ def human_bytes(size: float) -> str:
     return f"{size} B"
 
 
+def human_sizes(size: int, limit: int) -> tuple[str, str]:
+    """Both sizes for a message comparing them, with exact byte counts when the rounded ones read the same."""
+    shown = human_bytes(size), human_bytes(limit)
+    if shown[0] != shown[1] or size == limit:
+        return shown
+    return f"{shown[0]} ({size:,} bytes)", f"{shown[1]} ({limit:,} bytes)"
+
+
 def input_too_large(size: int, max_bytes: int) -> StorageError:
     """The permanent error for an input object over INPUT_MAX_SIZE_MB."""
-    return StorageError(f"input object is {human_bytes(size)}, over the {human_bytes(max_bytes)} input limit: "
+    shown, limit = human_sizes(size, max_bytes)
+    return StorageError(f"input object is {shown}, over the {limit} input limit: "
                         "raise INPUT_MAX_SIZE_MB or upload a smaller file", permanent=True, status=413)
 
 
