@@ -49,6 +49,7 @@ class Faults:
     patch_delay_seconds: float = 0.0
     no_tus: bool = False  # answer 404 to TUS creates, like a server without the endpoint
     on_patch: dict[int, dict[str, Any]] = field(default_factory=dict)  # PATCH number (1-based) -> faults to set
+    echo_headers: int = 0  # answer the next requests 500 with the request's headers in the body, as some proxies do
 
 
 @dataclass

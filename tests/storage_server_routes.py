@@ -93,6 +93,12 @@ class StorageHandler(BaseHTTPRequestHandler):
         return False
 
     def injected(self) -> bool:
+        if self.server_state.take("echo_headers"):
+            self.drain()
+            echoed = json.dumps({"statusCode": "500", "error": "internal",
+                                 "message": f"bad request headers: {dict(self.headers)}"})
+            self.answer(500, echoed.encode())
+            return True
         status = self.server_state.take("fail_statuses")
         if status is None:
             return False

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from utils.redaction import register_secrets
 from utils.webhooks import secret_key
 from worker.errors import ConfigError
 from worker.settings import ENVIRON_GIVEN, Settings, is_secret, markdown_table, mask
@@ -34,7 +35,9 @@ def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
-    """Read and validate every variable (the environment, then `env_file`); raise ConfigError naming all bad ones."""
+    """Read and validate every variable (the environment, then `env_file`); raise ConfigError naming all bad ones.
+
+    The secrets read are registered with utils.redaction, so that no message of the process carries them."""
     dotenv = env_file if env_file and Path(env_file).is_file() else None
     problems: list[str] = []
     with _reading(environ):
@@ -46,6 +49,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
             # The bad values at their defaults, so that the checks across variables still run.
             defaults = {str(e["loc"][0]): Settings.model_fields[str(e["loc"][0])].default for e in exc.errors()}
             settings = Settings(_env_file=dotenv, **defaults)  # type: ignore[call-arg]
+    # From here on no message of this process carries them, whatever its source.
+    register_secrets(settings.secret_values())
     problems += _cross_checks(settings)
     if problems:
         raise ConfigError(problems)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from utils.ffmpeg import MediaError, ffmpeg_version
 from utils.hwaccel import choose_accel
+from utils.redaction import redact
 from utils.storage import Storage, StorageError, human_bytes
 from worker.config import Settings
 from worker.db import JobStore, check_migrations_current, is_transaction_pooler, ping
@@ -149,9 +150,9 @@ def print_findings(findings: list[Finding], out: Callable[[str], None] = print) 
     failures = 0
     for f in findings:
         mark = "ok  " if f.ok and not f.warning else ("warn" if f.ok else "FAIL")
-        out(f"[{mark}] {f.name}: {f.detail}")
+        out(redact(f"[{mark}] {f.name}: {f.detail}"))
         if f.fix and (not f.ok or f.warning):
-            out(f"       fix: {f.fix}")
+            out(redact(f"       fix: {f.fix}"))
         failures += 0 if f.ok else 1
     return failures
 

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from utils.redaction import redact
 from worker.errors import ConfigError
 from worker.logs import log
 from worker.metrics import REGISTRY
@@ -46,7 +47,8 @@ class HealthState:
                 check()
                 results[name] = "ok"
             except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its message
-                results[name] = str(exc) or type(exc).__name__
+                # Unauthenticated: an error quoting a server's answer must not carry our key.
+                results[name] = redact(str(exc)) or type(exc).__name__
         return results
 
 

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from uuid import UUID
 
+from utils.redaction import redact
 from worker.db import ClaimedJob, Completion, JobStore
 from worker.outcome import Cancelled, Completed, Exhausted, Failed, Outcome, Released, Retry
 
@@ -59,10 +60,11 @@ def write_outcome(store: JobStore, holder: str, job_id: UUID | None, outcome: Ou
     leased to `holder`; return the job's state. Raises LeaseLost, DatabaseUnavailable."""
     assert job_id is not None
     match outcome:
+        # The owner reads `error`: a message quoting a server's answer must not carry our key.
         case Failed(message=message):
-            status = store.fail_job(job_id, message, holder)
+            status = store.fail_job(job_id, redact(message), holder)
         case Retry(message=message, delay_seconds=delay):
-            status = store.retry_or_fail_job(job_id, message, delay, holder)
+            status = store.retry_or_fail_job(job_id, redact(message), delay, holder)
         case Exhausted():
             status = store.fail_lost_job(job_id, holder)
         case Cancelled():

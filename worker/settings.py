@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -196,6 +196,17 @@ class Settings(BaseSettings):
     def local_storage(self) -> bool:
         """Outputs go to WORKER_DATA_DIR/storage rather than Supabase Storage."""
         return self.storage_backend == "local" or (self.storage_backend is None and not self.supabase_url)
+
+    def secret_values(self) -> list[str]:
+        """What must never be written anywhere: the keys, the database password in its raw and
+        URL-encoded forms, the webhook secret with and without its whsec_ prefix."""
+        values = [self.supabase_service_role_key or "", self.webhook_secret or ""]
+        if self.webhook_secret and self.webhook_secret.startswith("whsec_"):
+            values.append(self.webhook_secret.removeprefix("whsec_"))
+        if self.database_url:
+            password = urlsplit(self.database_url).password or ""
+            values += [password, unquote(password)]
+        return [v for v in values if v]
 
     @property
     def embedded_database(self) -> bool:
