@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from handlers.errors import InvalidPayload
 from utils.ffmpeg import MediaError, MediaLimits, ProbeResult
@@ -31,6 +32,20 @@ class Payload(BaseModel):
     """Base for payload schemas: unknown keys are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_crf_floor(value: int) -> int:
+    if value < 1:
+        why = ("0 means lossless, which x264's High profile (the web MP4's profile) cannot encode" if value == 0
+               else "a CRF is never negative")
+        raise PydanticCustomError("crf_floor", "{why}; use 1 or more (1 is the best quality, about 18-28 is usual)",
+                                  {"why": why})
+    return value
+
+
+# The floor is checked by the validator, not by ge=1, so that the message can say why 0 is refused.
+Crf = Annotated[int, Field(le=51, json_schema_extra={"minimum": 1}), AfterValidator(_check_crf_floor)]
+"""An x264 CRF for an H.264 High output: 1 (best) to 51; 0 (lossless) needs a profile web players lack."""
 
 
 class InputRef(Payload):

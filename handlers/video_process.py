@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from handlers import register
-from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext
+from handlers.base import Artifact, Crf, Handler, HandlerResult, InputPayload, JobContext
 from handlers.stills import plan_stills, still_artifacts
 from utils.ffmpeg_commands import ProcessOutputs, WebVideoOptions, video_process_command
 from utils.media_plan import Accel, fit_height
@@ -16,7 +16,7 @@ THUMBNAIL_WIDTH = 320
 
 class VideoProcessPayload(InputPayload):
     max_height: int | None = Field(default=None, ge=16, le=4320, description="overrides VIDEO_MAX_HEIGHT")
-    crf: int | None = Field(default=None, ge=0, le=51, description="overrides VIDEO_CRF")
+    crf: Crf | None = Field(default=None, description="overrides VIDEO_CRF (1-51)")
     thumbnails: int = Field(default=3, ge=0, le=20, description="evenly spaced JPEG thumbnails")
     audio: bool = Field(default=False, description="also write the audio track as audio.m4a")
 
