@@ -6,10 +6,12 @@ They raise `StorageError`, whose `permanent` flag says whether retrying can help
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -137,6 +139,34 @@ def input_too_large(size: int, max_bytes: int) -> StorageError:
                         "raise INPUT_MAX_SIZE_MB or upload a smaller file", permanent=True, status=413)
 
 
+@dataclass
+class SpaceNeeded:
+    """What a download will write, filled in once known, for the message when the disk is full."""
+
+    bytes: int | None = None
+
+
+@contextmanager
+def explain_full_disk(what: str) -> Iterator[SpaceNeeded]:
+    """Turn a full disk (ENOSPC, EDQUOT) or a file size limit (EFBIG) while downloading into a transient StorageError
+    that says what to do; transient because an operator can free the space before the job's next attempt."""
+    need = SpaceNeeded()
+    try:
+        yield need
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        size = f" (it needs {human_bytes(need.bytes)}, {need.bytes:,} bytes)" if need.bytes is not None else ""
+        if exc.errno == errno.EFBIG:
+            problem = ("is larger than this system lets one file grow", "raise the file size limit (ulimit -f) "
+                       "or point WORKER_TEMP_DIR at a filesystem that allows files this large")
+        else:
+            problem = ("does not fit: the disk of WORKER_TEMP_DIR is full",
+                       "free space under WORKER_TEMP_DIR or point it at a larger disk")
+        raise StorageError(f"input object {what}{size} {problem[0]} ({os.strerror(exc.errno)}): {problem[1]}; "
+                           "the job will be retried", permanent=False) from exc
+
+
 def safe_object_path(path: str) -> PurePosixPath:
     """Reject paths that could escape a bucket ('..', absolute, empty parts)."""
     pure = PurePosixPath(path)
@@ -209,7 +239,8 @@ class LocalStorage:
         size = source.stat().st_size
         if size > max_bytes:
             raise input_too_large(size, max_bytes)
-        with open(source, "rb") as src, open(dest, "wb") as dst:
+        with explain_full_disk(f"{bucket}/{path}") as need, open(source, "rb") as src, open(dest, "wb") as dst:
+            need.bytes = size
             written, _ = copy_with_sha256(src, dst, size, on_progress)
         return written
 

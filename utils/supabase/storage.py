@@ -18,9 +18,11 @@ import requests
 from utils.storage import (
     BucketRules,
     ProgressCallback,
+    SpaceNeeded,
     StorageError,
     StoredObject,
     UploadJournal,
+    explain_full_disk,
     input_too_large,
 )
 from utils.supabase.http import StorageHttp
@@ -82,9 +84,9 @@ class SupabaseStorage:
                       on_progress: ProgressCallback | None = None) -> int:
         deadline = Deadline(transfer_seconds(self.limits.timeout_seconds, max_bytes))
         url = object_url(self.urls.rest, "object/authenticated", bucket, path)
-        with open(dest, "wb") as out:
+        with explain_full_disk(f"{bucket}/{path}") as need, open(dest, "wb") as out:
             return self.http.retrying(lambda n: self._download_rest(url, out, bucket, path, max_bytes, deadline,
-                                                                    on_progress), deadline, "download")
+                                                                    on_progress, need), deadline, "download")
 
     def object_size(self, bucket: str, path: str) -> int | None:
         deadline = Deadline(self.limits.timeout_seconds)
@@ -121,7 +123,7 @@ class SupabaseStorage:
                                                     json={"prefixes": paths}), deadline, "delete")
 
     def _download_rest(self, url: str, out: IO[bytes], bucket: str, path: str, max_bytes: int,
-                       deadline: Deadline, on_progress: ProgressCallback | None) -> int:
+                       deadline: Deadline, on_progress: ProgressCallback | None, need: SpaceNeeded) -> int:
         """Stream the object (or the part after what out already holds) to out; return the total size."""
         have = out.tell()
         headers = {"Range": f"bytes={have}-"} if have else {}
@@ -133,6 +135,7 @@ class SupabaseStorage:
             total = out.tell() + int(resp.headers.get("Content-Length", "0"))
             if total > max_bytes:
                 raise input_too_large(total, max_bytes)
+            need.bytes = total
             try:
                 for block in resp.iter_content(DOWNLOAD_BLOCK_BYTES):
                     out.write(block)
