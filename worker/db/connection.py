@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
@@ -27,7 +27,8 @@ def libpq_url(url: str) -> str:
     """The URL without `pgbouncer=true`, a Prisma-style hint that libpq would refuse."""
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "pgbouncer"]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    # %20, not urlencode's default "+": libpq reads "+" literally (options=-c%20statement_timeout=5s).
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 def dict_rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], dict[str, Any]]:
