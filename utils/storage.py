@@ -10,13 +10,19 @@ import errno
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+import structlog
+
+log = structlog.get_logger("storage")
 COPY_BUFFER_BYTES = 1024 * 1024
+TEMP_PREFIX = ".upload-"  # LocalStorage's temporary beside its target; no object name may start so
+STALE_TEMP_SECONDS = 60.0  # a temporary nobody wrote to for this long is a killed copy's leftover
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (bytes done, bytes total) while a transfer runs."""
@@ -203,10 +209,23 @@ class LocalStorage:
     def __init__(self, root: Path, rules: dict[str, BucketRules] | None = None) -> None:
         self.root = root
         self.rules = rules or {}
+        sweep_partial_uploads(root)
 
     def _file(self, bucket: str, path: str) -> Path:
-        safe_object_path(bucket)
-        return self.root / bucket / safe_object_path(path)
+        """root/bucket/path; raise a permanent StorageError if it is unsafe or, links resolved, leaves the bucket."""
+        folder = self.root / safe_object_path(bucket)
+        target = folder / safe_object_path(path)
+        if target.name.startswith(TEMP_PREFIX):
+            raise StorageError(f"invalid object name {target.name!r}: names starting with {TEMP_PREFIX} are "
+                               "the local storage's temporary files", permanent=True, status=400)
+        try:
+            inside = target.resolve().is_relative_to(folder.resolve())
+        except (OSError, RuntimeError):  # a symbolic link loop
+            inside = False
+        if not inside:
+            raise StorageError(f"{bucket}/{path} leads outside the folder of bucket {bucket} through a symbolic "
+                               f"link: refused; remove the link from {folder}", permanent=True, status=403)
+        return target
 
     def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
                     on_progress: ProgressCallback | None = None,
@@ -220,7 +239,7 @@ class LocalStorage:
             self.rules[bucket].check(bucket, size, content_type)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename, so readers never see half a file.
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
         try:
             with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
                 written, sha256 = copy_with_sha256(src, dst, size, on_progress)
@@ -258,3 +277,21 @@ class LocalStorage:
         for path in paths:
             self._file(bucket, path).unlink(missing_ok=True)
 
+
+
+def sweep_partial_uploads(root: Path, older_than_seconds: float = STALE_TEMP_SECONDS) -> int:
+    """Delete LocalStorage temporaries nobody has written to for older_than_seconds: the partial copies of
+    workers killed mid-upload (a live copy writes, and so touches its file, all the time). Return how many."""
+    cutoff, removed = time.time() - older_than_seconds, 0
+    for folder, _, names in os.walk(root):  # never follows links out of the storage folder
+        for name in (n for n in names if n.startswith(TEMP_PREFIX)):
+            leftover = Path(folder, name)
+            try:
+                if leftover.lstat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass  # another worker swept it first
+    if removed:
+        log.info("partial_uploads_swept", root=str(root), files=removed)
+    return removed
