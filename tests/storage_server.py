@@ -7,7 +7,9 @@ Objects and uploads live on disk, so large files do not sit in memory.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import socket
 import tempfile
@@ -45,6 +47,8 @@ class Faults:
     drop_download_after: list[int] = field(default_factory=list)
     fail_statuses: list[int] = field(default_factory=list)  # answer the next requests with these (500, 503, 409)
     stall_patches: int = 0  # read the body, then answer nothing until the client gives up
+    stall_body_seconds: list[float] = field(default_factory=list)  # wait this long before reading the next body
+    close_after_answer: bool = False  # Connection: close on every answer: each request comes on a new connection
     forget_uploads: int = 0  # the next HEAD/PATCH finds its upload gone (404)
     patch_delay_seconds: float = 0.0
     no_tus: bool = False  # answer 404 to TUS creates, like a server without the endpoint
@@ -197,3 +201,30 @@ def drop(conn: socket.socket) -> None:
 
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    pairs = (item.strip().split(" ", 1) for item in header.split(",") if item.strip())
+    return {k: base64.b64decode(v).decode() if v else "" for k, v in pairs}
+
+
+def unwrap_multipart(tmp: Path, content_type: str) -> str:
+    """Keep only the `file` part's content in tmp (it is the last part); return its MIME type."""
+    boundary = content_type.split("boundary=")[1].strip('"').encode()
+    size = tmp.stat().st_size
+    with open(tmp, "rb") as f:
+        head = f.read(64 * 1024)
+    part = head.index(b'name="file"')
+    start = head.index(b"\r\n\r\n", part) + 4
+    headers = head[part:start].decode(errors="replace").lower()
+    mime = headers.split("content-type:")[1].split("\r\n")[0].strip() if "content-type:" in headers else ""
+    end = size - len(b"\r\n--" + boundary + b"--\r\n")
+    with open(tmp, "rb") as src, open(tmp.with_suffix(".body"), "wb") as dst:
+        src.seek(start)
+        left = end - start
+        while left > 0:
+            block = src.read(min(BLOCK, left))
+            dst.write(block)
+            left -= len(block)
+    os.replace(tmp.with_suffix(".body"), tmp)
+    return mime or "application/octet-stream"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -19,8 +18,10 @@ from tests.storage_server import (
     drop,
     encode,
     new_upload_id,
+    parse_metadata,
     rest_error,
     split_path,
+    unwrap_multipart,
 )
 
 
@@ -40,6 +41,9 @@ class StorageHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if self.server_state.faults.close_after_answer:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -62,6 +66,8 @@ class StorageHandler(BaseHTTPRequestHandler):
         """Copy the request body to out (or discard it); False if the connection was cut."""
         left = int(self.headers.get("Content-Length", "0"))
         got = 0
+        if left and (stall := self.server_state.take("stall_body_seconds")):
+            self.server_state.stop_event.wait(stall)
         while left:
             block = self.rfile.read(min(BLOCK, left, drop_after - got if drop_after is not None else BLOCK))
             if not block:
@@ -297,29 +303,3 @@ class StorageHandler(BaseHTTPRequestHandler):
         self.answer(204, headers=headers)
         return False
 
-
-def parse_metadata(header: str) -> dict[str, str]:
-    pairs = (item.strip().split(" ", 1) for item in header.split(",") if item.strip())
-    return {k: base64.b64decode(v).decode() if v else "" for k, v in pairs}
-
-
-def unwrap_multipart(tmp: Path, content_type: str) -> str:
-    """Keep only the `file` part's content in tmp (it is the last part); return its MIME type."""
-    boundary = content_type.split("boundary=")[1].strip('"').encode()
-    size = tmp.stat().st_size
-    with open(tmp, "rb") as f:
-        head = f.read(64 * 1024)
-    part = head.index(b'name="file"')
-    start = head.index(b"\r\n\r\n", part) + 4
-    headers = head[part:start].decode(errors="replace").lower()
-    mime = headers.split("content-type:")[1].split("\r\n")[0].strip() if "content-type:" in headers else ""
-    end = size - len(b"\r\n--" + boundary + b"--\r\n")
-    with open(tmp, "rb") as src, open(tmp.with_suffix(".body"), "wb") as dst:
-        src.seek(start)
-        left = end - start
-        while left > 0:
-            block = src.read(min(BLOCK, left))
-            dst.write(block)
-            left -= len(block)
-    os.replace(tmp.with_suffix(".body"), tmp)
-    return mime or "application/octet-stream"

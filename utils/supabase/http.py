@@ -11,7 +11,8 @@ import requests
 import structlog
 
 from utils.storage import StorageError
-from utils.supabase.transfer import LargeBlockAdapter, Refused, TransferLimits, UploadGone
+from utils.supabase.connection import StorageAdapter
+from utils.supabase.transfer import Refused, TransferLimits, UploadGone
 from utils.supabase.tus import Deadline, explain, read_failure, retry_delay
 
 log = structlog.get_logger("storage")
@@ -29,7 +30,7 @@ class StorageHttp:
     def __post_init__(self) -> None:
         self.session = requests.Session()
         for scheme in ("http://", "https://"):
-            self.session.mount(scheme, LargeBlockAdapter())
+            self.session.mount(scheme, StorageAdapter())
         self.auth = {"Authorization": f"Bearer {self.key}", "apikey": self.key}
         self.session.headers.update(self.auth)
 

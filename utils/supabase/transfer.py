@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 import structlog
-from requests.adapters import HTTPAdapter
 
 from utils.storage import ProgressCallback, StorageError, UploadJournal, UploadRecord, file_sha256
 from utils.supabase.tus import (
@@ -185,15 +184,6 @@ class BackgroundSha256:
         if self._value is None:
             raise StorageError(f"cannot read {self.path}: {self._error}", permanent=True) from self._error
         return self._value
-
-
-class LargeBlockAdapter(HTTPAdapter):
-    """Sends streamed bodies in 1 MiB writes instead of urllib3's 16 KiB, a large saving in Python calls."""
-
-    SEND_BLOCK_BYTES = 1024 * 1024
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, blocksize=self.SEND_BLOCK_BYTES, **kwargs)
 
 
 @contextmanager
