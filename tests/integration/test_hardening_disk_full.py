@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_hardening_local_storage import run_one_job
 from tests.storage_server import StorageServer
 from tests.support.workers import ROOT
 from utils.storage import LocalStorage, StorageError
@@ -88,3 +89,33 @@ def test_a_download_past_the_file_size_limit_says_which_limit(tmp_path: Path) ->
     assert child.stdout.startswith("transient input object media-uploads/u/clip.mp4"), child.stdout + child.stderr
     assert "larger than this system lets one file grow" in child.stdout and "ulimit -f" in child.stdout
     assert f"{SIZE:,} bytes" in child.stdout
+
+
+@pytest.fixture
+def small_temp_dir(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs to serve as WORKER_TEMP_DIR, where this machine lets us mount one (root on Linux)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          check=False) if sys.platform.startswith("linux") and os.geteuid() == 0 else None
+    if made is None or made.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_job_whose_input_does_not_fit_in_worker_temp_dir_fails_with_the_fix(db_url: str, tmp_path: Path,
+                                                                              small_temp_dir: Path) -> None:
+    local_storage_with_input(tmp_path)
+    source = tmp_path / "storage" / "media-uploads" / "anonymous" / "clip.mp4"
+    source.parent.mkdir()
+    (tmp_path / "storage" / "media-uploads" / "u" / "clip.mp4").rename(source)
+    job = run_one_job(db_url, tmp_path, "media.probe", {"input": {"path": "anonymous/clip.mp4"}},
+                      temp_dir=small_temp_dir, max_attempts=1)
+    assert job.status == "failed"
+    assert job.error.startswith("input object media-uploads/anonymous/clip.mp4 (it needs 3.0 MB, 3,145,733 bytes) "
+                                "does not fit: the disk of WORKER_TEMP_DIR is full"), job.error
+    assert "internal error" not in job.error and "OSError" not in job.error
+    assert list(small_temp_dir.iterdir()) == []  # the job's temporary directory is gone

@@ -97,12 +97,15 @@ def test_the_worker_fails_a_job_whose_input_is_a_link_to_etc_passwd(db_url: str,
     assert "media-uploads/anonymous/clip.mp4 leads outside the folder of bucket media-uploads" in (job.error or "")
 
 
-def run_one_job(db_url: str, tmp_path: Path, job_type: str, payload: dict[str, Any]) -> Any:
+def run_one_job(db_url: str, tmp_path: Path, job_type: str, payload: dict[str, Any], temp_dir: Path | None = None,
+                max_attempts: int = 3) -> Any:
+    """Insert one job, run an in-process worker on local storage under tmp_path until idle; return the row."""
     load_handlers()
     store = JobStore(db_url, "test:setup", lease_seconds=30)
     try:
-        job_id = store.insert_job(job_type, payload).id
-        settings = load_settings({"WORKER_TEMP_DIR": str(tmp_path / "work"), "LOG_LEVEL": "warning"}, env_file=None)
+        job_id = store.insert_job(job_type, payload, max_attempts=max_attempts).id
+        settings = load_settings({"WORKER_TEMP_DIR": str(temp_dir or tmp_path / "work"), "LOG_LEVEL": "warning"},
+                                 env_file=None)
         worker = Worker(settings, db_url, media_settings(settings), "test:w",
                         storage_factory=lambda: LocalStorage(tmp_path / "storage"), until_idle=True)
         assert worker.run() == 0
