@@ -96,8 +96,8 @@ class Worker:
             self.health_server.start()
         log.info("worker_started", worker_id=self.worker_id, concurrency=len(self.slots),
                  job_types=list(self.settings.worker_job_types) or "all")
-        self.presence.register()
-        self.presence.take_back_lost_jobs("at_start")  # a worker of this host killed a moment ago (systemd restart)
+        if self.presence.register():
+            self.presence.take_back_lost_jobs("at_start")  # a worker of this host killed a moment ago (systemd restart)
         self.dispatcher.start()
         for slot in self.slots:
             slot.start()
@@ -114,8 +114,9 @@ class Worker:
                 now = time.monotonic()
                 if now >= next_presence:
                     next_presence = now + self.settings.worker_heartbeat_seconds
-                    self.presence.renew()
-                    self.presence.take_back_lost_jobs("while_running")
+                    # With the database away, one try per period: the main loop must keep ticking.
+                    if self.presence.renew():
+                        self.presence.take_back_lost_jobs("while_running")
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
                     self._housekeeping()

@@ -44,14 +44,15 @@ class Presence:
                                      concurrency, job_types, ffmpeg_path)
         self.state = "running"
 
-    def register(self) -> None:
-        """Insert the row at start."""
-        self._write(lambda: self.store.register_worker(self.me, self.state))
+    def register(self) -> bool:
+        """Insert the row at start; False if the database could not take it (the next renewal will)."""
+        return self._write(lambda: self.store.register_worker(self.me, self.state))
 
-    def renew(self, state: str | None = None) -> None:
-        """Renew last_seen_at (and set `state`); re-create the row if it was deleted under us."""
+    def renew(self, state: str | None = None) -> bool:
+        """Renew last_seen_at (and set `state`); re-create the row if it was deleted under us.
+        False if the write failed."""
         self.state = state or self.state
-        self._write(self._renew)
+        return self._write(self._renew)
 
     def _renew(self) -> None:
         if not self.store.renew_presence(self.me.id, self.state):
@@ -63,13 +64,15 @@ class Presence:
         """A clean exit: delete the row."""
         self._write(lambda: self.store.delete_worker(self.me.id))
 
-    def _write(self, write: Callable[[], None]) -> None:
+    def _write(self, write: Callable[[], None]) -> bool:
         try:
             write()
+            return True
         except DatabaseUnavailable as exc:
             log.warning("presence_not_written", error=str(exc))
         except Exception:  # noqa: BLE001 - presence must never take a job or the daemon down
             log.exception("presence_error")
+        return False
 
     def take_back_lost_jobs(self, found: str) -> int:
         """Give back now the jobs of this host's workers whose process has ended; how many.
