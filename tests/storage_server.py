@@ -134,6 +134,16 @@ class StorageServer:
                 return True
             return None
 
+    def fault_headers(self) -> dict[str, str]:
+        """Headers that every answer carries while a fault asks for them."""
+        return {"Connection": "close"} if self.faults.close_after_answer else {}
+
+    def stall_before_body(self, length: int) -> None:
+        """Wait before reading a request body of `length` bytes, if stall_body_seconds says so."""
+        stall = self.take("stall_body_seconds") if length else None
+        if stall:
+            self.stop_event.wait(stall)
+
     def arm_patch_faults(self) -> None:
         """Count a PATCH and switch on the faults planned for it."""
         with self.lock:

@@ -39,11 +39,8 @@ class StorageHandler(BaseHTTPRequestHandler):
         self.send_response(status, "" if status == 201 else None)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.server_state.faults.close_after_answer:
-            self.send_header("Connection", "close")
-            self.close_connection = True
+        for name, value in {**(headers or {}), **self.server_state.fault_headers()}.items():
+            self.send_header(name, value)  # a Connection: close also ends the connection after this answer
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -64,10 +61,8 @@ class StorageHandler(BaseHTTPRequestHandler):
 
     def read_body(self, out: Any, drop_after: int | None = None) -> bool:
         """Copy the request body to out (or discard it); False if the connection was cut."""
-        left = int(self.headers.get("Content-Length", "0"))
-        got = 0
-        if left and (stall := self.server_state.take("stall_body_seconds")):
-            self.server_state.stop_event.wait(stall)
+        left, got = int(self.headers.get("Content-Length", "0")), 0
+        self.server_state.stall_before_body(left)
         while left:
             block = self.rfile.read(min(BLOCK, left, drop_after - got if drop_after is not None else BLOCK))
             if not block:
