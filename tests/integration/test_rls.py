@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -337,12 +338,15 @@ def test_buckets_are_private_with_the_2_gib_limit_and_mime_lists(api: Conn) -> N
 # --- the worker's side --------------------------------------------------------------------
 
 SAMPLE_PARAMS: dict[str, Any] = {
-    "worker_id": "test:w", "holder": "test:w/0", "lease_seconds": 30, "types": ["video.process"], "progress": 0.0, "stage": "test",
+    "worker_id": "test:w", "holder": "test:w/0", "lease_seconds": 30, "types": ["video.process"], "progress": 0.0,
+    "stage": "test",
     "job_id": uuid.uuid4(), "result": Jsonb({"outputs": []}), "error": "test", "delay_seconds": 0,
     "user_id": A, "type": "video.process", "payload": Jsonb({}), "priority": 0, "max_attempts": 3,
     "done": Jsonb([{"id": str(uuid.uuid4()), "slot": "test:w/0", "result": {}}]),
     "claimers": Jsonb(["test:w/0", "test:w/1"]),
     "slots": ["test:w/0"], "keep": [uuid.uuid4()],
+    "id": "test:w", "host": "test", "pid": 1, "started_at": datetime.now(UTC), "concurrency": 1, "job_types": [],
+    "state": "running", "workers": ["test:w"], "seen_seconds": 30, "stale_seconds": 300,
 }
 
 
