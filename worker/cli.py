@@ -15,6 +15,7 @@ from utils.ffmpeg import MediaError, ffmpeg_version
 from utils.hwaccel import AccelChoice, choose_accel
 from utils.storage import StorageError
 from worker import config, doctor, metrics
+from worker.cli_dashboard import add_dashboard_parser, cmd_dashboard
 from worker.cli_wait import print_outputs, wait_for_job
 from worker.cli_workers import add_workers_parser, format_age, no_live_worker_hint, print_live_workers, print_workers
 from worker.config import Settings, load_settings
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("id", help="job id")
     sub.add_parser("doctor", help="check ffmpeg, database, migrations, buckets, storage and disk; print fixes")
+    add_dashboard_parser(sub)
     cfg = sub.add_parser("config", help="print every setting (secrets masked)")
     cfg.add_argument("--markdown", action="store_true", help="print the README's variable table instead")
     return parser
@@ -262,5 +264,6 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run, "migrate": cmd_migrate, "enqueue": cmd_enqueue, "jobs": cmd_jobs, "status": cmd_status,
     "retry": cmd_retry, "cancel": cmd_cancel, "doctor": cmd_doctor, "config": cmd_config, "workers": cmd_workers,
+    "dashboard": cmd_dashboard,
 }
 

@@ -156,6 +156,13 @@ class Settings(BaseSettings):
         30.0, "Completed and cancelled jobs older than this are deleted.", ge=0)
     job_failed_retention_days: float = setting(
         90.0, "Failed jobs older than this are deleted.", ge=0)
+    dashboard_host: str = setting(
+        "127.0.0.1", "Address `python worker.py dashboard` binds; any but loopback needs DASHBOARD_TOKEN.")
+    dashboard_port: int = setting(
+        8090, "Port of the operator dashboard (`python worker.py dashboard`).", ge=1, le=65535)
+    dashboard_token: str | None = setting(
+        None, "Dashboard access token (HTTP Basic password or Bearer token); required off loopback.",
+        secret=True)
 
     @field_validator("worker_job_types", "worker_handler_modules", mode="before")
     @classmethod
