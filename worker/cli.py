@@ -226,6 +226,12 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  {row['id']}  {row['type']:<18} {row['progress']:5.1f}% {row['stage'] or '':<12} "
               f"attempt {row['attempts']}/{row['max_attempts']}  {format_age(float(row['running_seconds']))} "
               f"on {row['locked_by']} (lease {float(row['lease_left_seconds']):.0f}s left)")
+    cap = settings.worker_max_running_per_user
+    held = store.owners_at_cap(cap) if cap else []
+    if held:  # these jobs stay pending with stage 'waiting for owner cap'
+        print(f"\nwaiting for the owner cap (WORKER_MAX_RUNNING_PER_USER={cap}):")
+    for row in held:
+        print(f"  owner {row['owner'] or '(none)'}: {row['running']} running, {row['waiting']} due job(s) held back")
     print_live_workers(store, settings, sorted({row["type"] for row in counts}))
     return 0
 

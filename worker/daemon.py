@@ -64,7 +64,7 @@ class Worker:
         self.dispatcher = Dispatcher(JobStore(db_url, worker_id, settings.worker_lease_seconds),
                                      settings.worker_job_types, settings.worker_poll_interval_seconds,
                                      JobNotifications(db_url, settings.worker_job_types) if listen else None,
-                                     self.stopping, until_idle)
+                                     self.stopping, until_idle, settings.worker_max_running_per_user)
 
     def run(self) -> int:
         """Run until idle (if asked) or until signalled; return the exit code."""

@@ -36,12 +36,12 @@ DB_RETRY_CAP_SECONDS = 30.0
 class Dispatcher(threading.Thread):
     """Claims and outcomes for all slots of one worker (slots named by their lease holder id)."""
 
-    def __init__(self, store: JobStore, types: tuple[str, ...], poll_seconds: float,
-                 notifications: JobNotifications | None, stopping: threading.Event, until_idle: bool) -> None:
+    def __init__(self, store: JobStore, types: tuple[str, ...], poll_seconds: float, notifications: JobNotifications | None,
+                 stopping: threading.Event, until_idle: bool, max_running_per_user: int | None = None) -> None:
         super().__init__(name="dispatcher", daemon=True)
         self.store, self.types, self.poll_seconds = store, types, poll_seconds
         self.notifications = notifications  # None: poll only (transaction pooler, --until-idle)
-        self.stopping, self.until_idle = stopping, until_idle
+        self.stopping, self.until_idle, self.owner_cap = stopping, until_idle, max_running_per_user
         self._incoming: list[Request] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -217,8 +217,8 @@ class Dispatcher(threading.Thread):
                     request.state = self._write(request)
             completions = [r for r in outcomes if isinstance(r.outcome, Completed)]
             claimers = [r for r in claimers if r.state != "lease_lost"]
-            done, claimed = self.store.complete_and_claim([r.completion() for r in completions],
-                                                          [r.slot for r in claimers], self.types)
+            done, claimed = self.store.complete_and_claim([r.completion() for r in completions], [r.slot for r in claimers],
+                                                          self.types, max_running_per_user=self.owner_cap)
         except DatabaseUnavailable as exc:
             self._round_failed(exc, claimers)
             return

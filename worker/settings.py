@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         (),
         "Comma-separated job types this worker takes. Empty: every type; one with no handler here fails, "
         "so list the types when workers with different handlers share a queue.")
+    worker_max_running_per_user: int | None = setting(
+        None,
+        "Most jobs of one owner (user_id; jobs without one count as one owner) running at once across "
+        "the fleet, enforced by the claim. Unset: no cap; owners still take turns.", ge=1)
     worker_handler_modules: CommaList = setting(
         (), "Comma-separated Python modules that register extra handlers.")
     worker_poll_interval_seconds: float = setting(

@@ -108,21 +108,22 @@ class JobStore:
         return {"job_id": job_id, "holder": holder or self.worker_id, **extra}
 
     def complete_and_claim(self, completions: Sequence[Completion], claimers: Sequence[str],
-                           types: tuple[str, ...] = ()) -> tuple[set[UUID], dict[str, ClaimedJob]]:
+                           types: tuple[str, ...] = (), *, max_running_per_user: int | None = None,
+                           ) -> tuple[set[UUID], dict[str, ClaimedJob]]:
         """One queue round for several slots (lease holders): record their completed jobs and
-        lease a job of these types (all if empty) to each claimer whose completion, if any, counted.
+        lease a job of these types (all if empty) to each claimer whose completion, if any, counted,
+        in the fair order between owners, none past `max_running_per_user` jobs running (None: no cap).
 
         Returns the ids actually completed (the others had lost their lease) and the jobs
         claimed, by claimer."""
+        common = {"lease_seconds": self.lease_seconds, "types": list(types) or None, "cap": max_running_per_user}
         if not completions and len(claimers) == 1:  # an idle slot: the leaner single claim
-            rows = self._execute(queries.CLAIM_JOB, {"slot": claimers[0], "lease_seconds": self.lease_seconds,
-                                                     "types": list(types) or None})
+            rows = self._execute(queries.CLAIM_JOB, {"slot": claimers[0], **common})
             completed: set[UUID] = set()
         else:
             rows = self._execute(queries.COMPLETE_AND_CLAIM, {
                 "done": Jsonb([{"id": str(c.job_id), "slot": c.slot, "result": c.result} for c in completions]),
-                "claimers": Jsonb(list(claimers)), "lease_seconds": self.lease_seconds,
-                "types": list(types) or None})
+                "claimers": Jsonb(list(claimers)), **common})
             completed = set(rows[0]["completed"] or ())
         claimed = {}
         for row in rows:
@@ -132,9 +133,15 @@ class JobStore:
                 claimed[slot] = ClaimedJob(**row)
         return completed, claimed
 
-    def claim_next_job(self, types: tuple[str, ...] = ()) -> ClaimedJob | None:
-        """Lease the most urgent due job of these types to this store's worker id, or return None."""
-        return self.complete_and_claim((), (self.worker_id,), types)[1].get(self.worker_id)
+    def claim_next_job(self, types: tuple[str, ...] = (), *, max_running_per_user: int | None = None,
+                       ) -> ClaimedJob | None:
+        """Lease the next due job of these types, in the fair order, to this store's worker id, or return None."""
+        return self.complete_and_claim((), (self.worker_id,), types,
+                                       max_running_per_user=max_running_per_user)[1].get(self.worker_id)
+
+    def owners_at_cap(self, max_running_per_user: int) -> list[dict[str, Any]]:
+        """Owners running `max_running_per_user` jobs or more: {owner, running, waiting (due jobs held back)}."""
+        return self._execute(queries.OWNERS_AT_CAP, {"cap": max_running_per_user})
 
     def renew_lease(self, job_id: UUID, progress: float, stage: str) -> datetime | None:
         """Extend our lease and publish progress; return cancel_requested_at. Raise LeaseLost."""
@@ -209,6 +216,12 @@ class JobStore:
 
     def queue_counts(self) -> list[dict[str, Any]]:
         return self._execute(queries_operations.QUEUE_COUNTS, {})
+
+    def list_jobs(self, status: str | None, job_type: str | None, after: datetime | None,
+                  limit: int) -> list[dict[str, Any]]:
+        """The newest jobs matching the filters (None: any)."""
+        return self._execute(queries_operations.LIST_JOBS, {"status": status, "type": job_type, "after": after,
+                                                            "limit": limit})
 
     def running_jobs(self) -> list[dict[str, Any]]:
         return self._execute(queries_operations.RUNNING_JOBS, {})

@@ -3,134 +3,13 @@
 Parameters are psycopg named placeholders; nothing here is built at run time. Every statement
 that finishes a job checks `locked_by` against the slot that ran it: if another worker has
 taken the job over, it changes nothing (0 rows) and the caller raises LeaseLost. A claim sets
-the lease the same way in both claim statements (CLAIM_JOB, COMPLETE_AND_CLAIM); a take-back
+the lease the same way in both claim statements (CLAIM_JOB, COMPLETE_AND_CLAIM, in
+queries_claim.py with the fair order between owners, re-exported here); a take-back
 from a dead worker counts as an attempt and leaves a line in `errors`, and the runner fails a
 job whose attempts now exceed max_attempts instead of running it.
 """
 
-# Claim one job for one slot: an idle worker's claim after a NOTIFY, the path from insert to start.
-CLAIM_JOB = """
-update public.media_jobs j
-set status = 'processing',
-    locked_by = %(slot)s::text,
-    locked_until = now() + make_interval(secs => %(lease_seconds)s),
-    attempts = j.attempts + 1,
-    started_at = coalesce(j.started_at, now()),
-    progress = 0,
-    stage = 'claimed',
-    -- A job still 'processing' here is a take-back: its worker died. Say so in its history.
-    errors = case when j.status = 'processing'
-                  then j.errors || jsonb_build_object(
-                         'attempt', j.attempts, 'at', now(),
-                         'error', 'worker lost (lease expired): ' || coalesce(j.locked_by, '?'))
-                  else j.errors end,
-    error = case when j.status = 'processing'
-                 then 'worker lost (lease expired) while running attempt ' || j.attempts
-                 else j.error end
--- Commit without waiting for the WAL flush (a third of a claim's time here, more on network
--- disks). A claim is the one write that may be lost: after a server crash the job is simply
--- pending again, and the slot that thought it held it finds its lease gone and writes nothing.
-from (select set_config('synchronous_commit', 'off', true)) as claim_commits_asynchronously
-where j.id = coalesce(
-  -- First choice: a job whose lease expired (its worker died). These are few, and would
-  -- otherwise wait behind a busy queue forever.
-  (select id from public.media_jobs
-   where status = 'processing' and locked_until < now()
-     and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-   order by locked_until
-   limit 1
-   -- SKIP LOCKED: concurrent claimers pass each other instead of queueing on one row.
-   for update skip locked),
-  -- Then the most urgent due pending job (the partial claim index, by priority and run_at).
-  (select id from public.media_jobs
-   where status = 'pending' and run_at <= now()
-     and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-   order by priority desc, run_at, created_at
-   limit 1
-   for update skip locked))
-returning %(slot)s::text as claimed_by, j.id, j.user_id, j.type, j.priority, j.payload, j.attempts,
-          j.max_attempts,
-          -- Only a take-back appends to `errors` here, stamped with this statement's now(): the
-          -- slot counts it (media_worker_jobs_taken_back{reason="lease_expired"}).
-          coalesce(j.errors -> -1 -> 'at' = to_jsonb(now()), false) as taken_back
-"""
-
-# One round of the queue for a whole worker process: complete the jobs its slots finished and
-# lease a job to each slot that wants one, in one statement and one commit, as the faster
-# Postgres queues batch claims and completions. Slots hold leases under their own names, so a
-# write from one slot can never touch another's job. The input is two jsonb parameters, `done`
-# ([{id, slot, result}]) and `claimers` ([slot]): psycopg dumps one json document for a fifth of
-# the cost of four typed arrays.
-COMPLETE_AND_CLAIM = """
-with finished as (
-  select * from jsonb_to_recordset(%(done)s::jsonb) as d(id uuid, slot text, result jsonb)),
--- A round that only claims commits without waiting for the WAL flush, as CLAIM_JOB does; one
--- that completes a job waits for it.
-commit_mode as (
-  select set_config('synchronous_commit',
-                    case when jsonb_array_length(%(done)s::jsonb) = 0 then 'off' else 'on' end, true)),
--- A completion counts only if the job is still leased to the slot that finished it.
-done as (
-  update public.media_jobs j
-  set status = 'completed', result = d.result, progress = 100, stage = 'completed',
-      error = null, completed_at = now(), locked_by = null, locked_until = null
-  from finished d
-  -- By primary key: status::text keeps the planner off the partial lease index, which it would
-  -- otherwise scan whole (every running job) for a few completions, or none.
-  where j.id = any(array(select id from finished)) and j.id = d.id and j.locked_by = d.slot
-    and j.status::text = 'processing'
-  returning j.id, d.slot),
--- A slot whose completion did not count (its lease was lost) is given no new job.
-claimers as (
-  select slot, row_number() over () as n
-  from jsonb_array_elements_text(%(claimers)s::jsonb) as slot
-  where slot not in (select slot from finished) or slot in (select slot from done)),
--- As many jobs as claimers: expired leases first, then the most urgent due jobs. A job completed
--- above still looks leased to these scans (they read the statement's snapshot): skip it by id.
-picked as (
-  select id, row_number() over () as n from (
-    select id from (
-      select id from public.media_jobs
-      where status = 'processing' and locked_until < now() and id <> all(array(select id from finished))
-        and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-      order by locked_until
-      limit (select count(*) from claimers)
-      for update skip locked) as expired
-    union all
-    select id from (
-      select id from public.media_jobs
-      where status = 'pending' and run_at <= now()
-        and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-      order by priority desc, run_at, created_at
-      limit (select count(*) from claimers)
-      for update skip locked) as due
-    limit (select count(*) from claimers)) as first_choices),
--- Lease the n-th picked job to the n-th claimer, as CLAIM_JOB leases one.
-claimed as (
-  update public.media_jobs j
-  set status = 'processing',
-      locked_by = c.slot,
-      locked_until = now() + make_interval(secs => %(lease_seconds)s),
-      attempts = j.attempts + 1,
-      started_at = coalesce(j.started_at, now()),
-      progress = 0,
-      stage = 'claimed',
-      errors = case when j.status = 'processing'
-                    then j.errors || jsonb_build_object(
-                           'attempt', j.attempts, 'at', now(),
-                           'error', 'worker lost (lease expired): ' || coalesce(j.locked_by, '?'))
-                    else j.errors end,
-      error = case when j.status = 'processing'
-                   then 'worker lost (lease expired) while running attempt ' || j.attempts
-                   else j.error end
-  from picked join claimers c using (n)
-  where j.id = picked.id
-  returning c.slot as claimed_by, j.id, j.user_id, j.type, j.priority, j.payload, j.attempts,
-            j.max_attempts, coalesce(j.errors -> -1 -> 'at' = to_jsonb(now()), false) as taken_back)
--- One row even when nothing was claimed, so that the completed ids always come back.
-select (select array_agg(id) from done) as completed, claimed.*
-from commit_mode, (values (1)) as one left join claimed on true
-"""
+from worker.db.queries_claim import CLAIM_JOB, COMPLETE_AND_CLAIM, OWNERS_AT_CAP  # noqa: F401
 
 # Take back at once the jobs of this host's worker processes that have ended (issue 15): the
 # caller checked their pid and process-start identity, so these jobs need not wait out their
