@@ -20,6 +20,20 @@ ensure_ffmpeg() {
   fi
 }
 
+# The dashboard's browser tests drive Debian's chromium through Playwright (never Playwright's own download).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo ">> chromium not found: installing it with apt-get (for the dashboard's browser tests)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq chromium >&2
+  else
+    echo "error: the dashboard's browser tests need Debian's chromium at /usr/bin/chromium. Install it first:" >&2
+    echo "  Debian: sudo apt-get install -y chromium    (elsewhere: a Chromium binary at /usr/bin/chromium)" >&2
+    exit 1
+  fi
+}
+
 # The interpreter's version (major.minor.micro), or nothing when it does not run.
 python_version() { "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || true; }
 
@@ -83,4 +97,5 @@ ensure_venv() {
 }
 
 ensure_ffmpeg
+if [ "${1:-}" = requirements-dev.txt ]; then ensure_chromium; fi
 ensure_venv "${1:-requirements.txt}"
