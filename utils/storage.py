@@ -10,16 +10,14 @@ import errno
 import hashlib
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-import structlog
+from utils.storage_folders import ListedObject, list_folder_objects, sweep_partial_uploads
 
-log = structlog.get_logger("storage")
 COPY_BUFFER_BYTES = 1024 * 1024
 TEMP_PREFIX = ".upload-"  # LocalStorage's temporary beside its target; no object name may start so
 STALE_TEMP_SECONDS = 60.0  # a temporary nobody wrote to for this long is a killed copy's leftover
@@ -209,7 +207,7 @@ class LocalStorage:
     def __init__(self, root: Path, rules: dict[str, BucketRules] | None = None) -> None:
         self.root = root
         self.rules = rules or {}
-        sweep_partial_uploads(root)
+        sweep_partial_uploads(root, TEMP_PREFIX, STALE_TEMP_SECONDS)
 
     def _file(self, bucket: str, path: str) -> Path:
         """root/bucket/path; raise a permanent StorageError if it is unsafe or, links resolved, leaves the bucket."""
@@ -277,21 +275,9 @@ class LocalStorage:
         for path in paths:
             self._file(bucket, path).unlink(missing_ok=True)
 
-
-
-def sweep_partial_uploads(root: Path, older_than_seconds: float = STALE_TEMP_SECONDS) -> int:
-    """Delete LocalStorage temporaries nobody has written to for older_than_seconds: the partial copies of
-    workers killed mid-upload (a live copy writes, and so touches its file, all the time). Return how many."""
-    cutoff, removed = time.time() - older_than_seconds, 0
-    for folder, _, names in os.walk(root):  # never follows links out of the storage folder
-        for name in (n for n in names if n.startswith(TEMP_PREFIX)):
-            leftover = Path(folder, name)
-            try:
-                if leftover.lstat().st_mtime < cutoff:
-                    leftover.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                pass  # another worker swept it first
-    if removed:
-        log.info("partial_uploads_swept", root=str(root), files=removed)
-    return removed
+    def list_objects(self, bucket: str, prefix: str = "") -> list[ListedObject]:
+        """The objects of bucket under the folder prefix ('' for all, else 'a/b/'), sorted by path; copies in
+        progress and symbolic links are left out. Raise a permanent StorageError for an unsafe bucket or prefix."""
+        folder = self.root / safe_object_path(bucket)
+        under = self._file(bucket, prefix.rstrip("/")).relative_to(folder).as_posix() if prefix else ""
+        return list_folder_objects(folder, under, TEMP_PREFIX)
