@@ -15,6 +15,7 @@ from utils.ffmpeg import MediaError, ffmpeg_version
 from utils.hwaccel import AccelChoice, choose_accel
 from utils.storage import StorageError
 from worker import config, doctor, metrics
+from worker.cli_cleanup import add_cleanup_parser, cmd_cleanup, print_storage_usage
 from worker.cli_dashboard import add_dashboard_parser, cmd_dashboard
 from worker.cli_wait import print_outputs, wait_for_job
 from worker.cli_workers import add_workers_parser, format_age, no_live_worker_hint, print_live_workers, print_workers
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="job id")
     sub.add_parser("status", help="queue counts by type and status, oldest pending job, running jobs, live workers")
     add_workers_parser(sub)
+    add_cleanup_parser(sub)
     for name, text in (("retry", "move a failed or cancelled job back to pending, attempts reset"),
                        ("cancel", "cancel a job (a running one stops within WORKER_HEARTBEAT_SECONDS)")):
         cmd = sub.add_parser(name, help=text)
@@ -233,6 +235,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     for row in held:
         print(f"  owner {row['owner'] or '(none)'}: {row['running']} running, {row['waiting']} due job(s) held back")
     print_live_workers(store, settings, sorted({row["type"] for row in counts}))
+    print_storage_usage(settings, store.url)
     return 0
 
 
@@ -271,5 +274,6 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run, "migrate": cmd_migrate, "enqueue": cmd_enqueue, "jobs": cmd_jobs, "status": cmd_status,
     "retry": cmd_retry, "cancel": cmd_cancel, "doctor": cmd_doctor, "config": cmd_config, "workers": cmd_workers,
     "dashboard": cmd_dashboard,
+    "cleanup": lambda settings, args: cmd_cleanup(settings, args, connect_database(settings)),
 }
 

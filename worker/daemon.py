@@ -16,7 +16,7 @@ from typing import Any
 
 from handlers.base import MediaSettings
 from utils.storage import Storage
-from worker import metrics
+from worker import metrics, retention
 from worker.config import Settings
 from worker.db import JobStore, WorkerStore, is_transaction_pooler
 from worker.db.listener import JobNotifications
@@ -138,10 +138,12 @@ class Worker:
 
     def _housekeeping(self) -> None:
         """Delete finished jobs past retention, if no other worker is doing it right now, and the
-        presence rows of workers not seen for several leases."""
+        presence rows of workers not seen for several leases; start the storage retention pass."""
         try:
-            deleted = self.maintenance.delete_old_jobs(self.settings.job_retention_days,
-                                                       self.settings.job_failed_retention_days)
+            # With OUTPUT_RETENTION_FOLLOWS_JOBS the storage pass deletes expired rows, their outputs first.
+            deleted = None if self.settings.output_retention_follows_jobs else self.maintenance.delete_old_jobs(
+                self.settings.job_retention_days, self.settings.job_failed_retention_days)
+            retention.start_pass(self.settings, self.db_url, self.storage_factory, self.stopping)
             if deleted:
                 log.info("old_jobs_deleted", jobs=deleted)
             gone = self.maintenance.delete_stale_workers(STALE_ROW_LEASES * self.settings.worker_lease_seconds)

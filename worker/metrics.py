@@ -34,6 +34,10 @@ WORKERS_LIVE = Gauge("media_worker_workers_live",
                      "Live workers that take each job type (sampled; \"*\": workers that take every type).",
                      ["type"], registry=REGISTRY)
 WEBHOOKS = Counter("media_worker_webhooks", "Webhook deliveries, by result.", ["result"], registry=REGISTRY)
+STORAGE_DELETED_BYTES = Counter(
+    "media_worker_storage_deleted_bytes",
+    "Bytes housekeeping deleted from Storage, by bucket and reason (abandoned_upload, expired_job).",
+    ["bucket", "reason"], registry=REGISTRY)
 
 
 def set_queue_depth(depths: dict[str, int]) -> None:

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         30.0, "Completed and cancelled jobs older than this are deleted.", ge=0)
     job_failed_retention_days: float = setting(
         90.0, "Failed jobs older than this are deleted.", ge=0)
+    upload_retention_hours: float | None = Field(
+        None, gt=0, allow_inf_nan=False, json_schema_extra={"secret": False},
+        description="Delete media-uploads objects older than this unless a pending or processing job names them. "
+                    "Unset: keep every upload.")
+    output_retention_follows_jobs: bool = setting(
+        False, "Delete a job's outputs (media-outputs/{owner}/{job_id}/) before the job row when the row expires.")
     dashboard_host: str = setting(
         "127.0.0.1", "Address `python worker.py dashboard` binds; any but loopback needs DASHBOARD_TOKEN.")
     dashboard_port: int = setting(
