@@ -15,6 +15,7 @@ import socket
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -84,6 +85,8 @@ class StorageServer:
         self.patches = 0
         self.without_length = 0  # bodies sent chunked, which the real server lets past the size limit
         self.log: list[tuple[str, str, int, str]] = []  # method, path, status, Upload-Offset sent
+        # Called after each DELETE with (bucket, names): a test keeps its storage.objects rows in step with it.
+        self.on_delete: Callable[[str, list[str]], None] | None = None
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -118,6 +121,14 @@ class StorageServer:
             shutil.copyfile(data, target)
         else:
             target.write_bytes(data)
+
+    def delete_objects(self, bucket: str, names: list[str]) -> None:
+        """DELETE /object/{bucket} {"prefixes": names}: the real server takes them as whole names; missing ones
+        are ignored. Then on_delete, as the real server deletes the storage.objects rows too."""
+        for name in names:
+            self.object_file(bucket, name).unlink(missing_ok=True)
+        if self.on_delete is not None:
+            self.on_delete(bucket, names)
 
     def count(self, n: int) -> None:
         with self.lock:

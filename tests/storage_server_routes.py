@@ -208,8 +208,7 @@ class StorageHandler(BaseHTTPRequestHandler):
 
     def delete_object(self, bucket: str, path: str) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-        for prefix in body.get("prefixes", []):
-            self.server_state.object_file(bucket, prefix).unlink(missing_ok=True)
+        self.server_state.delete_objects(bucket, list(body.get("prefixes", [])))
         return self.answer(200, b"[]")
 
     # -- TUS ----------------------------------------------------------------------------------
