@@ -152,8 +152,9 @@ def pretty_json(value: Any) -> str:
 
 @dataclass
 class TypeFigures:
-    """One job type on the overview: counts by status, the oldest pending age, live workers, and the
-    last hour's and day's throughput, failure rate and duration percentiles."""
+    """One job type on the overview: its pending and processing jobs, and those that ended in the last
+    24 hours by status; the oldest pending age, live workers, and the last hour's and day's throughput,
+    failure rate and duration percentiles."""
 
     type: str
     counts: dict[str, int] = field(default_factory=dict)
@@ -183,7 +184,7 @@ def failure_rate(figures: Mapping[str, Any]) -> float | None:
 
 def type_figures(counts: list[dict[str, Any]], finished: list[dict[str, Any]],
                  workers: Mapping[str, int]) -> list[TypeFigures]:
-    """The overview's figures per type, from QUEUE_COUNTS and FINISHED_BY_HOUR rows and live workers by type."""
+    """The overview's figures per type, from LIVE_COUNTS and FINISHED_BY_HOUR rows and live workers by type."""
     by_type: dict[str, TypeFigures] = {}
     for row in counts:
         figures = by_type.setdefault(row["type"], TypeFigures(row["type"]))
@@ -200,4 +201,5 @@ def type_figures(counts: list[dict[str, Any]], finished: list[dict[str, Any]],
             figures.hours[row["hours_ago"]] = hour
     for figures in by_type.values():
         figures.live_workers = workers.get(figures.type, 0)
+        figures.counts.update({status: figures.day[status] for status in ("completed", "failed", "cancelled")})
     return sorted(by_type.values(), key=lambda f: f.type)

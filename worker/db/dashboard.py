@@ -1,7 +1,7 @@
 """The operator dashboard's reads (worker/db/queries_dashboard.py), on a WorkerStore.
 
-Its actions are the CLI's (JobStore.retry_job, JobStore.request_cancel), and so are its counts by type
-and status (JobStore.queue_counts) and its workers (WorkerStore.list_workers).
+Its actions are the CLI's (JobStore.retry_job, JobStore.request_cancel), and so is its list of workers
+(WorkerStore.list_workers).
 """
 
 from __future__ import annotations
@@ -49,6 +49,14 @@ class DashboardStore(WorkerStore):
         if fresh:
             conn.execute(queries_dashboard.CUSTOM_PLANS)
         return conn
+
+    def live_counts(self) -> list[dict[str, Any]]:
+        """Pending and processing jobs by type and status, with each type's oldest pending job's age in seconds."""
+        return self._execute(queries_dashboard.LIVE_COUNTS, {})
+
+    def estimated_rows(self) -> int:
+        """About how many rows media_jobs holds (the planner's estimate)."""
+        return int(self._execute(queries_dashboard.ESTIMATED_ROWS, {})[0]["jobs"])
 
     def finished_by_hour(self) -> list[dict[str, Any]]:
         """The last 24 hours' ended jobs per type and hour (hours_ago None: the whole day)."""
