@@ -25,13 +25,12 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 import psycopg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from worker.db import apply_migrations  # noqa: E402
+from bench.queue import bench_database  # noqa: E402 (the same database set-up as the queue benchmark)
 
 NAME = "mw_bench_dashboard"
 INDEXES = ("media_jobs_created_idx", "media_jobs_status_created_idx", "media_jobs_type_created_idx",
@@ -57,20 +56,6 @@ from (select g,
 """
 
 
-def bench_database() -> str:
-    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        from worker.db.embedded import start_embedded_postgres
-
-        base = start_embedded_postgres(ROOT / ".data-bench")
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {NAME} with (force)")
-        conn.execute(f"create database {NAME}")
-    url = urlunsplit(urlsplit(base)._replace(path=f"/{NAME}"))
-    apply_migrations(url)
-    return url
-
-
 def fill(url: str, rows: int) -> dict[str, str]:
     """Insert the rows (auth.users first: user_id references it); return ids the pages filter by."""
     started = time.monotonic()
@@ -81,7 +66,7 @@ def fill(url: str, rows: int) -> dict[str, str]:
         conn.execute("vacuum analyze public.media_jobs")
         job = conn.execute("select id from public.media_jobs where status = 'failed' limit 1").fetchone()
         cursor = conn.execute("select created_at, id from public.media_jobs order by created_at desc, id desc "
-                              "offset 5000 limit 1").fetchone()
+                              "offset %s limit 1", (min(5000, rows // 2),)).fetchone()
     assert job and cursor
     print(f"filled {rows:,} rows in {time.monotonic() - started:.0f} s", flush=True)
     return {"job": str(job[0]), "cursor": f"{cursor[0].isoformat()}_{cursor[1]}".replace("+", "%2B")}
@@ -147,7 +132,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="time box per page")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without the dashboard's indexes")
     args = parser.parse_args()
-    url = bench_database()
+    url = bench_database(NAME)
     ids = fill(url, args.rows)
     ours = measure(url, ids, args)
     base: dict[str, tuple[float, float]] = {}
