@@ -52,4 +52,5 @@ def run(payload: AudioExtractPayload, ctx: JobContext) -> HandlerResult:
 
 
 HANDLER = register(Handler("audio.extract", AudioExtractPayload, run,
-                           "Audio only: 16 kHz mono WAV/FLAC or m4a, optional two-pass loudnorm."))
+                           "Audio only: 16 kHz mono WAV/FLAC or m4a, optional two-pass loudnorm.",
+                           output_types=tuple(CONTENT_TYPES.values())))

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from handlers.errors import InvalidPayload
 from utils.ffmpeg import MediaError, MediaLimits, ProbeResult
-from utils.ffmpeg_commands import Tonemap, WebVideoOptions
+from utils.ffmpeg_commands import Tonemap, WebVideoOptions, input_args
 from utils.ffmpeg_supervisor import run_ffmpeg
 from utils.ffmpeg_watchdog import RunLimits
 from utils.media_plan import CPU, Accel
@@ -91,6 +91,12 @@ class JobContext:
     media: MediaSettings
     report_progress: Callable[[float], None]
     should_stop: Callable[[], bool]
+
+    @property
+    def input_args(self) -> list[str]:
+        """`-f <probed demuxer> -protocol_whitelist file -i file:<input>`: put these in a hand-built
+        ffmpeg command instead of naming the input yourself, so the hostile-input rules hold."""
+        return input_args(self.input_path, self.probe.demuxer)
 
     @property
     def tonemap(self) -> Tonemap | None:
@@ -189,6 +195,9 @@ class Handler:
     payload_model: type[Payload]
     run: Callable[[Any, Any], HandlerResult]
     description: str = ""
+    # The content types its artifacts may have: `doctor` checks them against the outputs bucket's
+    # allowed_mime_types, which Storage enforces exactly, so a missing one shows before ffmpeg runs.
+    output_types: tuple[str, ...] = ()
 
     @property
     def needs_input(self) -> bool:

@@ -83,4 +83,5 @@ def run(payload: ClipsPayload, ctx: JobContext) -> HandlerResult:
 
 
 HANDLER = register(Handler("video.clips", ClipsPayload, run,
-                           "Frame-accurate re-encoded clips from one decode; optional centre crop (9:16)."))
+                           "Frame-accurate re-encoded clips from one decode; optional centre crop (9:16).",
+                           output_types=("video/mp4",)))

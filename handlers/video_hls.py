@@ -64,4 +64,5 @@ def rendition_artifacts(ctx: JobContext, out_dir: Path, rung: Rendition) -> list
 
 
 HANDLER = register(Handler("video.hls", HlsPayload, run,
-                           "HLS ladder (360p/720p/1080p, never upscaled) with aligned keyframes and a master playlist."))
+                           "HLS ladder (360p/720p/1080p, never upscaled) with aligned keyframes and a master playlist.",
+                           output_types=(PLAYLIST_TYPE, SEGMENT_TYPE)))

@@ -89,4 +89,5 @@ def _audio_only(ctx: JobContext) -> HandlerResult:
 
 
 HANDLER = register(Handler("video.process", VideoProcessPayload, run,
-                           "Web MP4 (H.264/AAC, faststart), poster, thumbnails and optional m4a from one decode."))
+                           "Web MP4 (H.264/AAC, faststart), poster, thumbnails and optional m4a from one decode.",
+                           output_types=("video/mp4", "image/jpeg", "audio/mp4")))

@@ -54,4 +54,5 @@ def run(payload: ThumbnailsPayload, ctx: JobContext) -> HandlerResult:
 
 
 HANDLER = register(Handler("video.thumbnails", ThumbnailsPayload, run,
-                           "Evenly spaced JPEG stills, optional sprite sheet and WebVTT storyboard."))
+                           "Evenly spaced JPEG stills, optional sprite sheet and WebVTT storyboard.",
+                           output_types=("image/jpeg", "text/vtt")))

@@ -19,8 +19,7 @@ class GrayPosterPayload(InputPayload):
 
 def run(payload: GrayPosterPayload, ctx: JobContext) -> HandlerResult:
     dest = ctx.work_dir / "gray.jpg"
-    argv = [ctx.media.ffmpeg_path, "-hide_banner", "-v", "error", "-f", ctx.probe.demuxer,
-            "-protocol_whitelist", "file", "-i", f"file:{ctx.input_path}",
+    argv = [ctx.media.ffmpeg_path, "-hide_banner", "-v", "error", *ctx.input_args,
             "-vf", f"scale={payload.width}:-2,format=gray", "-frames:v", "1", "-y", str(dest)]
     ctx.run_ffmpeg(lambda accel: argv)
     return HandlerResult(artifacts=[Artifact(kind="poster", name="gray.jpg", path=dest, content_type="image/jpeg",
@@ -28,4 +27,5 @@ def run(payload: GrayPosterPayload, ctx: JobContext) -> HandlerResult:
                          metadata={"label": "gray poster"})
 
 
-HANDLER = register(Handler("example.gray_poster", GrayPosterPayload, run, "A grayscale poster (custom handler example)."))
+HANDLER = register(Handler("example.gray_poster", GrayPosterPayload, run, "A grayscale poster (custom handler example).",
+                           output_types=("image/jpeg",)))

@@ -74,6 +74,13 @@ def open_input(path: Path, demuxer: str, accel: Accel = CPU) -> Any:
     return ffmpeg.input(f"file:{path}", **options)
 
 
+def input_args(path: Path, demuxer: str) -> list[str]:
+    """The same safe input as open_input, as argv for a hand-built command: the probed,
+    allow-listed demuxer forced, and the file protocol only (a playlist named .mp4 can then read
+    no other file)."""
+    return ["-f", demuxer, "-protocol_whitelist", "file", "-i", f"file:{path}"]
+
+
 # Tags for SDR outputs of an HDR source, so that players do not guess.
 SDR_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}
 

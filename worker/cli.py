@@ -3,34 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from handlers import load_handlers
 from utils.ffmpeg import MediaError, ffmpeg_version
 from utils.hwaccel import AccelChoice, choose_accel
+from utils.redaction import redact
 from utils.storage import StorageError
-from worker import config, doctor, metrics
-from worker.cli_cleanup import add_cleanup_parser, cmd_cleanup, print_storage_usage
+from worker import cli_jobs, config, doctor, metrics
 from worker.cli_dashboard import add_dashboard_parser, cmd_dashboard
-from worker.cli_wait import print_outputs, wait_for_job
-from worker.cli_workers import add_workers_parser, format_age, no_live_worker_hint, print_live_workers, print_workers
-from worker.config import Settings, load_settings
+from worker.cli_workers import add_workers_parser, format_age, print_live_workers, print_workers
+from worker.config import Settings, load_settings, mask, storage_refusal
 from worker.daemon import EXIT_CONFIG, EXIT_STARTUP_FAILED, Worker
 from worker.db import JobStore, WorkerStore, apply_migrations, check_migrations_current
-from worker.errors import ConfigError, JobRefused, MediaWorkerError
+from worker.db.embedded import embedded_database_exists
+from worker.errors import ConfigError, MediaWorkerError, NoDatabaseHere
 from worker.health import HealthState
 from worker.logs import configure_logging, log
-from worker.runtime import INPUT_BUCKET, database_url, media_settings, new_worker_id, open_storage
+from worker.runtime import OUTPUT_BUCKET, database_url, local_storage_root, media_settings, new_worker_id, open_storage
 
-CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
-                 ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".ts": "video/mp2t",
-                 ".3gp": "video/3gpp", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".wav": "audio/wav",
-                 ".flac": "audio/flac", ".ogg": "audio/ogg", ".aac": "audio/aac"}
+EXIT_NOTHING_HERE = 1
+ENV_FILE = ".env"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,25 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the worker daemon (the default command)")
     run.add_argument("--until-idle", action="store_true", help="drain the queue, then exit 0")
     sub.add_parser("migrate", help="apply pending supabase/migrations to the database")
-    enqueue = sub.add_parser("enqueue", help="upload a local file to media-uploads and insert a job")
-    enqueue.add_argument("type", help="job type, e.g. video.process")
-    enqueue.add_argument("--input", required=True, type=Path, help="local media file to upload as the input")
-    enqueue.add_argument("--payload", default="{}", help="extra payload keys as a JSON object")
-    enqueue.add_argument("--priority", type=int, default=0, help="higher runs first (10 high, -10 low)")
-    enqueue.add_argument("--user-id", type=uuid.UUID, default=None, help="owner (an auth.users id)")
-    enqueue.add_argument("--wait", action="store_true",
-                         help="show the job's progress until it ends, then print its outputs and signed URLs")
-    jobs = sub.add_parser("jobs", help="inspect jobs")
-    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
-    show = jobs_sub.add_parser("show", help="print one job row as JSON")
-    show.add_argument("id", help="job id")
+    cli_jobs.add_job_parsers(sub)
     sub.add_parser("status", help="queue counts by type and status, oldest pending job, running jobs, live workers")
     add_workers_parser(sub)
-    add_cleanup_parser(sub)
-    for name, text in (("retry", "move a failed or cancelled job back to pending, attempts reset"),
-                       ("cancel", "cancel a job (a running one stops within WORKER_HEARTBEAT_SECONDS)")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("id", help="job id")
     sub.add_parser("doctor", help="check ffmpeg, database, migrations, buckets, storage and disk; print fixes")
     add_dashboard_parser(sub)
     cfg = sub.add_parser("config", help="print every setting (secrets masked)")
@@ -69,36 +48,77 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "config" and args.markdown:
         print(config.markdown_table())
         return 0
     try:
-        settings = load_settings()
+        settings = load_settings(env_file=ENV_FILE)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
-    command: Callable[[Settings, argparse.Namespace], int] = COMMANDS[args.command or "run"]
+    print(context_line(settings), file=sys.stderr)
+    name = args.command or "run"
     try:
-        return command(settings, args)
-    except (MediaWorkerError, StorageError, MediaError, ImportError) as exc:
+        return COMMANDS[name](settings, args)
+    except argparse.ArgumentTypeError as exc:  # an argument the command itself found wrong
+        parser.error(f"{name}: {exc}")
+    except NoDatabaseHere as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_HERE
+    except (MediaWorkerError, StorageError, MediaError, ImportError) as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_STARTUP_FAILED
 
 
-def connect_database(settings: Settings) -> str:
-    """The database URL, migrated: automatically for the embedded database, checked otherwise."""
+def context_line(settings: Settings) -> str:
+    """Where this command works: data directory, .env, database and storage, in one line."""
+    data = settings.worker_data_dir.resolve()
+    env = Path(ENV_FILE).resolve()
+    database = mask(settings.database_url) if settings.database_url else f"embedded under {data / 'postgres'}"
+    if storage_refusal(settings) is not None:
+        storage = "none configured (SUPABASE_URL unset)"
+    elif settings.local_storage:
+        storage = f"local folders under {local_storage_root(settings).resolve()}"
+    else:
+        storage = f"Supabase Storage at {settings.supabase_url}"
+    return (f"media-worker: data {data}; .env {env if env.is_file() else f'none (no {env})'}; "
+            f"database {database}; storage {storage}")
+
+
+def connect_database(settings: Settings, create: bool = True) -> str:
+    """The database URL, migrated: automatically for the embedded database, checked otherwise.
+    With create=False (commands that only read), a missing embedded database raises NoDatabaseHere."""
+    if not create:
+        refuse_missing_embedded_database(settings)
     url = database_url(settings)
     if settings.database_url:
         check_migrations_current(url)
     else:
-        for name in apply_migrations(url):
-            log.info("migration_applied", migration=name)
+        for migration in apply_migrations(url):
+            log.info("migration_applied", migration=migration)
     return url
 
 
+def refuse_missing_embedded_database(settings: Settings) -> None:
+    """For commands that only read: raise NoDatabaseHere rather than create an embedded database."""
+    if settings.embedded_database and not embedded_database_exists(settings.worker_data_dir):
+        raise NoDatabaseHere(
+            f"no embedded database at {(settings.worker_data_dir / 'postgres').resolve()}: nothing has run from "
+            f"{Path.cwd()} yet. Run the command from the directory the worker runs in (paths are relative to "
+            "it), or set WORKER_DATA_DIR or DATABASE_URL.")
+
+
+def refuse_half_configured_storage(settings: Settings) -> None:
+    refusal = storage_refusal(settings)
+    if refusal is not None:
+        raise refusal
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    refuse_half_configured_storage(settings)
     ffmpeg_version(settings.ffmpeg_path)
     ffmpeg_version(settings.ffprobe_path)
     handlers = load_handlers(settings.worker_handler_modules)
@@ -140,6 +160,7 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     if all(f.ok for f in findings):
         findings.append(doctor.check_hwaccel(settings))
     try:
+        refuse_missing_embedded_database(settings)
         url = database_url(settings)
     except MediaWorkerError as exc:
         findings.append(doctor.Finding("database", False, str(exc), "check DATABASE_URL"))
@@ -149,7 +170,11 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
         findings += doctor.check_database(settings, url)
         if all(f.ok for f in findings if f.name in ("database", "migrations")):
             rules = load_bucket_rules(settings, url)
-    findings.append(doctor.check_storage(settings, open_storage(settings, rules)))
+    findings += doctor.check_handlers(settings, rules.get(OUTPUT_BUCKET))
+    try:
+        findings.append(doctor.check_storage(settings, open_storage(settings, rules)))
+    except ConfigError as exc:
+        findings.append(doctor.Finding("storage", False, "; ".join(exc.problems)))
     findings.append(doctor.check_temp_dir(settings))
     failures = doctor.print_findings(findings)
     print(f"\n{failures} problem(s) found" if failures else "\nall checks passed")
@@ -163,60 +188,26 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def open_store(settings: Settings, create: bool = True) -> WorkerStore:
+    return WorkerStore(connect_database(settings, create), new_worker_id(), settings.worker_lease_seconds)
+
+
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
-    source: Path = args.input
-    if not source.is_file():
-        raise ConfigError([f"--input {source}: no such file"])
-    try:
-        extra = json.loads(args.payload)
-    except json.JSONDecodeError as exc:
-        raise ConfigError([f"--payload: not valid JSON ({exc})"]) from None
-    if not isinstance(extra, dict):
-        raise ConfigError(["--payload: must be a JSON object"])
-    store = open_store(settings)
-    owner = str(args.user_id) if args.user_id else "anonymous"
-    object_path = f"{owner}/{uuid.uuid4()}/{source.name}"
-    content_type = CONTENT_TYPES.get(source.suffix.lower(), "application/octet-stream")
-    storage = open_storage(settings, store.bucket_rules())
-    storage.upload_file(INPUT_BUCKET, object_path, source, content_type)
-    payload = {**extra, "input": {"bucket": INPUT_BUCKET, "path": object_path}}
-    try:
-        job = store.insert_job(args.type, payload, user_id=args.user_id, priority=args.priority)
-    except JobRefused:
-        storage.delete(INPUT_BUCKET, [object_path])  # no job will ever read it
-        raise
-    print(job.id, flush=True)
-    if not args.wait:
-        return 0
-    final = wait_for_job(store, job.id, lambda: no_live_worker_hint(store, settings, args.type))
-    print_outputs(final, storage)
-    return 0 if final.status == "completed" else 1
+    refuse_half_configured_storage(settings)
+    payload = cli_jobs.checked_payload(settings, args)  # before any database, upload or insert
+    return cli_jobs.cmd_enqueue(settings, args, open_store(settings), payload)
 
 
-def job_id_argument(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ConfigError([f"job id {text!r} is not a UUID"]) from None
-
-
-def open_store(settings: Settings) -> WorkerStore:
-    return WorkerStore(connect_database(settings), new_worker_id(), settings.worker_lease_seconds)
-
-
-def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
-    job_id = job_id_argument(args.id)
-    job = open_store(settings).get_job(job_id)
-    if job is None:
-        print(f"no job {job_id}", file=sys.stderr)
-        return 1
-    row = {k: v for k, v in asdict(job).items() if k != "taken_back"}  # a claim's flag, not a column
-    print(json.dumps(row, indent=2, default=str))
-    return 0
+def job_command(run: Callable[[Settings, argparse.Namespace, WorkerStore], int],
+                create: bool = False) -> Callable[[Settings, argparse.Namespace], int]:
+    """A cli_jobs command with its store; `create`: whether it may start an embedded database."""
+    def command(settings: Settings, args: argparse.Namespace) -> int:
+        return run(settings, args, open_store(settings, create))
+    return command
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_store(settings)
+    store = open_store(settings, create=False)
     counts, running = store.queue_counts(), store.running_jobs()
     print(f"{'type':<24} {'status':<11} {'jobs':>8}  oldest pending")
     for row in counts:
@@ -235,33 +226,11 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     for row in held:
         print(f"  owner {row['owner'] or '(none)'}: {row['running']} running, {row['waiting']} due job(s) held back")
     print_live_workers(store, settings, sorted({row["type"] for row in counts}))
-    print_storage_usage(settings, store.url)
-    return 0
-
-
-def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
-    job_id = job_id_argument(args.id)
-    if not open_store(settings).retry_job(job_id):
-        print(f"job {job_id} is not failed or cancelled (or does not exist); nothing to retry", file=sys.stderr)
-        return 1
-    print(f"job {job_id} is pending again")
-    return 0
-
-
-def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
-    job_id = job_id_argument(args.id)
-    status = open_store(settings).request_cancel(job_id)
-    if status not in ("cancelled", "processing"):
-        print(f"job {job_id} " + (f"is already {status}" if status else "does not exist") + "; nothing to cancel",
-              file=sys.stderr)
-        return 1
-    print(f"job {job_id}: " + ("cancelled" if status == "cancelled" else
-                               "cancel requested; its worker stops it within WORKER_HEARTBEAT_SECONDS"))
     return 0
 
 
 def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
-    return print_workers(open_store(settings), settings)
+    return print_workers(open_store(settings, create=False), settings)
 
 
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
@@ -271,9 +240,9 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "run": cmd_run, "migrate": cmd_migrate, "enqueue": cmd_enqueue, "jobs": cmd_jobs, "status": cmd_status,
-    "retry": cmd_retry, "cancel": cmd_cancel, "doctor": cmd_doctor, "config": cmd_config, "workers": cmd_workers,
-    "dashboard": cmd_dashboard,
-    "cleanup": lambda settings, args: cmd_cleanup(settings, args, connect_database(settings)),
+    "run": cmd_run, "migrate": cmd_migrate, "status": cmd_status, "doctor": cmd_doctor, "config": cmd_config,
+    "workers": cmd_workers, "dashboard": cmd_dashboard,
+    # Only `run`, `migrate` and `enqueue` may start (and so create) an embedded database.
+    "enqueue": cmd_enqueue, "jobs": job_command(cli_jobs.cmd_jobs, create=False),
+    "retry": job_command(cli_jobs.cmd_retry, create=False), "cancel": job_command(cli_jobs.cmd_cancel, create=False),
 }
-

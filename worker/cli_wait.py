@@ -28,14 +28,19 @@ def wait_for_job(store: JobStore, job_id: uuid.UUID, hint: Callable[[], str | No
             if message:
                 sys.stderr.write(f"\r{message}\n")
                 hinted = True
-        filled = int(job.progress / 5)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (20 - filled)}] {job.progress:5.1f}% "
-                         f"{job.status:<10} {job.stage or '':<12}")
+        sys.stderr.write(f"\r{progress_line(job.progress, job.status, job.stage)}")
         sys.stderr.flush()
         if job.status in ("completed", "failed", "cancelled"):
             sys.stderr.write("\n")
             return job
         time.sleep(poll_seconds)
+
+
+def progress_line(progress: float, status: str, stage: str | None) -> str:
+    """`[####......]  42.0% processing` — the stage only when it says more than the status."""
+    filled = int(progress / 5)
+    words = status if stage in (None, "", status) else f"{status} ({stage})"
+    return f"[{'#' * filled}{'.' * (20 - filled)}] {progress:5.1f}% {words:<28}"
 
 
 def print_outputs(job: Job, storage: Storage) -> None:

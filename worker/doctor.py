@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from handlers import load_handlers
 from utils.ffmpeg import MediaError, ffmpeg_version
 from utils.hwaccel import choose_accel
 from utils.redaction import redact
@@ -65,6 +66,27 @@ def check_ffmpeg(settings: Settings) -> list[Finding]:
     return findings
 
 
+def check_handlers(settings: Settings, output_rules: tuple[int | None, list[str] | None] | None) -> list[Finding]:
+    """Import the handler modules as `run` does, and check each job type's declared output content
+    types against the outputs bucket's allowed_mime_types (Storage refuses any other, after ffmpeg ran)."""
+    try:
+        handlers = load_handlers(settings.worker_handler_modules)
+    except ImportError as exc:
+        return [Finding("handlers", False, str(exc),
+                        "make the module importable from the worker's directory: put its folder on PYTHONPATH "
+                        "(PYTHONPATH=/path/to/folder python worker.py) or pip install it")]
+    findings = [Finding("handlers", True, ", ".join(sorted(handlers)))]
+    allowed = set(output_rules[1]) if output_rules and output_rules[1] else None
+    for name, handler in sorted(handlers.items()):
+        refused = sorted(set(handler.output_types) - allowed) if allowed is not None else []
+        if refused:
+            findings.append(Finding(
+                f"outputs of {name}", False, f"{', '.join(refused)} not in {OUTPUT_BUCKET}'s allowed_mime_types",
+                f"add a migration that appends {', '.join(refused)} to storage.buckets.allowed_mime_types "
+                f"where id = '{OUTPUT_BUCKET}'"))
+    return findings
+
+
 def check_hwaccel(settings: Settings) -> Finding:
     """Which ffmpeg path jobs would take, proven by one-frame tests as at start-up."""
     choice = choose_accel(settings.ffmpeg_path, settings.ffmpeg_hwaccel)
@@ -92,10 +114,11 @@ def check_database(settings: Settings, url: str) -> list[Finding]:
     except MigrationsNotCurrent as exc:
         findings.append(Finding("migrations", False, str(exc), "python worker.py migrate  (or: supabase db push)"))
         return findings
-    return findings + check_buckets(url)
+    return findings + check_buckets(url, remote=not settings.local_storage)
 
 
-def check_buckets(url: str) -> list[Finding]:
+def check_buckets(url: str, remote: bool = True) -> list[Finding]:
+    """The buckets' rows, and (with Supabase Storage) a reminder of the project's global upload limit."""
     store = JobStore(url, "doctor", 60)
     try:
         rules = store.bucket_rules()
@@ -113,10 +136,11 @@ def check_buckets(url: str) -> list[Finding]:
         findings.append(Finding(
             f"bucket {bucket}", ok, f"file_size_limit {shown}",
             "" if ok else f"update storage.buckets set file_size_limit = {EXPECTED_BUCKET_LIMIT} where id = '{bucket}'"))
-    findings.append(Finding(
-        "global upload limit", True, "not readable through the API",
-        "make sure the project's global upload limit (Dashboard > Storage > Settings) is at least 2 GB; "
-        "the free plan caps it at 50 MB", warning=True))
+    if remote:  # local storage has no project-wide limit
+        findings.append(Finding(
+            "global upload limit", True, "not readable through the API",
+            "make sure the project's global upload limit (Dashboard > Storage > Settings) is at least 2 GB; "
+            "the free plan caps it at 50 MB", warning=True))
     return findings
 
 

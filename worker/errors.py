@@ -3,6 +3,7 @@
     MediaWorkerError
     ├── ConfigError               bad environment; the process exits 2 before doing anything
     ├── MigrationsNotCurrent      the database lacks media_jobs or pending migrations exist
+    ├── NoDatabaseHere            a command that only reads found no embedded database (exit 1)
     └── JobRefused                the database refused a new job (validation, a dedupe_key in use)
 
     JobError *                    raised while running one job; decides the job's next state
@@ -48,6 +49,10 @@ class ConfigError(MediaWorkerError):
 
 class MigrationsNotCurrent(MediaWorkerError):
     """The database is missing media_jobs or has migrations pending."""
+
+
+class NoDatabaseHere(MediaWorkerError):
+    """A command that only reads found no embedded database where it looked (it creates none)."""
 
 
 class JobRefused(MediaWorkerError):

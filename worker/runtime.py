@@ -31,7 +31,7 @@ def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     url = start_embedded_postgres(settings.worker_data_dir)
-    log.info("embedded_postgres_started", data_dir=str(settings.worker_data_dir / "postgres"))
+    log.info("embedded_postgres_started", data_dir=str((settings.worker_data_dir / "postgres").resolve()))
     return url
 
 

@@ -143,7 +143,7 @@ class Settings(BaseSettings):
         1080, "Web MP4 height cap; smaller inputs are never upscaled.",
         ge=16, le=8640)
     video_crf: int = setting(
-        23, "x264 quality (lower is better and larger).", ge=0, le=51)
+        23, "x264 quality, 1-51 (lower is better and larger; 0, lossless, is not in H.264 High).", ge=1, le=51)
     video_preset: Preset = setting(
         "veryfast", "x264 speed preset.")
     log_level: LogLevel = setting(

@@ -39,6 +39,11 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return url
 
 
+def embedded_database_exists(data_dir: Path) -> bool:
+    """Whether an embedded database was ever created under data_dir (without starting one)."""
+    return (data_dir / "postgres" / "PG_VERSION").is_file()
+
+
 def _import_pgserver() -> Any:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset, which is normal on servers.

@@ -162,3 +162,14 @@ delete from public.media_workers
 where last_seen_at < now() - make_interval(secs => %(stale_seconds)s)
 returning id
 """
+
+# `worker.py jobs list`: the newest jobs matching the filters (any left null), with their first error.
+LIST_JOBS = """
+select id, type, status::text as status, attempts, max_attempts, created_at, error
+from public.media_jobs
+where (%(status)s::text is null or status = %(status)s::public.media_job_status)
+  and (%(type)s::text is null or type = %(type)s::text)
+  and (%(after)s::timestamptz is null or created_at >= %(after)s::timestamptz)
+order by created_at desc
+limit %(limit)s
+"""
