@@ -1,6 +1,6 @@
 """Queue benchmark: the worker's claim path against a raw-SQL SKIP LOCKED baseline.
 
-    python bench/queue.py [--jobs 20000] [--latency-samples 1000] [--history 1000000]
+    python bench/queue.py [--jobs 20000] [--latency-samples 1000] [--history 1000000] [--backlog 10000]
 
 Uses BENCH_DATABASE_URL or TEST_DATABASE_URL (a server where it may create the databases
 mw_bench and mw_bench_history), else the embedded PostgreSQL. Prints figures and ours/baseline ratios:
@@ -9,6 +9,7 @@ mw_bench and mw_bench_history), else the embedded PostgreSQL. Prints figures and
 - insert-to-start latency p50/p95/p99 over single inserts from another process (LISTEN/NOTIFY
   wake-ups), in interleaved rounds with the baseline;
 - the cost of one claim (and of claim + complete) with a large history of completed rows kept,
+  then with it a backlog of one owner's pending jobs (the fair claim's worst single owner),
   against an empty table in another database, in alternating batches.
 """
 
@@ -40,6 +41,7 @@ from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import media_settings  # noqa: E402
 
 STARTED: dict[int, float] = {}
+BACKLOG_OWNER = "b0000000-0000-4000-8000-00000000000b"
 
 # The simplest correct SKIP LOCKED loop, as a baseline.
 RAW_CLAIM = """
@@ -203,16 +205,19 @@ def raw_latency(url: str, samples: int) -> list[float]:
     return latencies
 
 
-def load_claims(url: str, history: int, claims: int) -> None:
-    """`claims` pending jobs behind `history` completed rows."""
+def load_claims(url: str, history: int, claims: int, owner: str | None = None) -> None:
+    """`claims` pending jobs (of `owner`, else of none) behind `history` completed rows."""
     reset(url, 0)
     with psycopg.connect(url, autocommit=True) as conn:
         if history:
             conn.execute("insert into public.media_jobs (type, payload, status, completed_at) "
                          "select 'bench.noop', '{}'::jsonb, 'completed', now() from generate_series(1, %s)",
                          (history,))
-        conn.execute("insert into public.media_jobs (type, payload) select 'bench.noop', "
-                     "jsonb_build_object('n', g) from generate_series(1, %s) g", (claims,))
+        if owner:
+            conn.execute("insert into auth.users (id, email) values (%s, 'bench@example.com') on conflict do nothing",
+                         (owner,))
+        conn.execute("insert into public.media_jobs (type, payload, user_id) select 'bench.noop', "
+                     "jsonb_build_object('n', g), %s from generate_series(1, %s) g", (owner, claims))
         conn.execute("vacuum analyze public.media_jobs")
         # Flush the load's WAL now: a checkpoint it set off would otherwise run during the claims.
         try:
@@ -247,6 +252,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--latency-samples", type=int, default=1000)
     parser.add_argument("--history", type=int, default=1_000_000)
+    parser.add_argument("--backlog", type=int, default=10_000, help="pending jobs of one owner, with the history")
     args = parser.parse_args()
     configure_logging("warning", "json")
     url = bench_database()
@@ -271,13 +277,21 @@ def main() -> None:
     print(f"\n{'insert->start latency (ms)':<34} {'ours':>9} {'raw SQL':>9} {'ratio':>7}")
     for name, o, r in zip(("p50", "p95", "p99"), ours_lat, raw_lat, strict=True):
         print(f"{name:<34} {o:9.2f} {r:9.2f} {o / r:7.2f}")
+    history_costs(url, args.history, args.backlog)
+
+
+def history_costs(url: str, history: int, backlog: int) -> None:
+    """The claim with `history` completed rows kept, then also with `backlog` pending jobs of one
+    owner, against a table with only the jobs claimed."""
     history_url, claims = bench_database("mw_bench_history"), 2000
-    load_claims(url, 0, claims)
-    load_claims(history_url, args.history, claims)
-    full, empty = claim_costs([history_url, url], claims)
-    print(f"\n{f'ms per job, {args.history} completed rows':<34} {'history':>9} {'empty':>9} {'ratio':>7}")
-    for label, with_history, without in (("claim", full[0], empty[0]), ("claim + complete", full[1], empty[1])):
-        print(f"{label:<34} {with_history:9.3f} {without:9.3f} {with_history / without:7.2f}")
+    for label, pending, owner in ((f"ms per job, {history} completed rows", claims, None),
+                                  (f"ms/job, +{backlog} pending of 1 owner", backlog, BACKLOG_OWNER)):
+        load_claims(url, 0, claims)
+        load_claims(history_url, history, max(pending, claims), owner)
+        full, empty = claim_costs([history_url, url], claims)
+        print(f"\n{label:<34} {'history':>9} {'empty':>9} {'ratio':>7}")
+        for name, with_history, without in (("claim", full[0], empty[0]), ("claim + complete", full[1], empty[1])):
+            print(f"{name:<34} {with_history:9.3f} {without:9.3f} {with_history / without:7.2f}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,21 @@ where j.id = coalesce(
    order by locked_until
    limit 1
    for update skip locked),
-  -- Then the fair choice among due pending jobs.
+  -- Then the most urgent due job, when its owner runs nothing now: it is the fair choice too, for
+  -- the fewest running jobs (none) and the oldest (first in plain order), found without the scan
+  -- of owners. The common case of an idle worker woken by an insert.
+  (select f.id from (
+     select id, coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) as owner from public.media_jobs
+     where status = 'pending' and run_at <= now()
+       and (%(types)s::text[] is null or type = any(%(types)s::text[]))
+     order by priority desc, run_at, created_at
+     limit 1
+     for update skip locked) f
+   where not exists (
+       select from public.media_jobs r
+       where r.status = 'processing' and coalesce(r.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = f.owner)
+     and (%(cap)s::int is null or public.media_jobs_owner_slots(f.owner, %(cap)s::int, null) > 0)),
+  -- Otherwise the fair choice among due pending jobs.
   (select id from pick),
   -- Every owner's next job is locked by other claimers (one owner's busy queue): the next unlocked
   -- due job in plain order, as SKIP LOCKED finds it. Under a cap every claim takes the gate.
