@@ -13,6 +13,7 @@ from utils.hwaccel import AccelChoice, choose_accel
 from utils.redaction import redact
 from utils.storage import StorageError
 from worker import cli_jobs, config, doctor, metrics
+from worker.cli_cleanup import add_cleanup_parser, cmd_cleanup, print_storage_usage
 from worker.cli_dashboard import add_dashboard_parser, cmd_dashboard
 from worker.cli_workers import add_workers_parser, format_age, print_live_workers, print_workers
 from worker.config import Settings, load_settings, mask, storage_refusal
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_jobs.add_job_parsers(sub)
     sub.add_parser("status", help="queue counts by type and status, oldest pending job, running jobs, live workers")
     add_workers_parser(sub)
+    add_cleanup_parser(sub)
     sub.add_parser("doctor", help="check ffmpeg, database, migrations, buckets, storage and disk; print fixes")
     add_dashboard_parser(sub)
     cfg = sub.add_parser("config", help="print every setting (secrets masked)")
@@ -141,8 +143,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def log_accel_choice(mode: str, choice: AccelChoice) -> None:
     """Say which ffmpeg path jobs will take, and warn when an explicit FFMPEG_HWACCEL was not met."""
+    # A machine without a GPU fails every hardware check on every start: why is detail, not news.
     log.info("hwaccel_chosen", mode=mode, path=choice.accel.name, encoder=choice.accel.encoder,
-             decoder=choice.accel.hwaccel or "cpu", checks=list(choice.reasons))
+             decoder=choice.accel.hwaccel or "cpu", tried=[check.split(":", 1)[0] for check in choice.reasons])
+    log.debug("hwaccel_checks", checks=list(choice.reasons))
     if mode not in ("auto", "none") and choice.accel.is_cpu:
         log.warning("hwaccel_unavailable", mode=mode, fallback="cpu", checks=list(choice.reasons))
 
@@ -226,6 +230,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     for row in held:
         print(f"  owner {row['owner'] or '(none)'}: {row['running']} running, {row['waiting']} due job(s) held back")
     print_live_workers(store, settings, sorted({row["type"] for row in counts}))
+    print_storage_usage(settings, store.url)
     return 0
 
 
@@ -245,4 +250,5 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     # Only `run`, `migrate` and `enqueue` may start (and so create) an embedded database.
     "enqueue": cmd_enqueue, "jobs": job_command(cli_jobs.cmd_jobs, create=False),
     "retry": job_command(cli_jobs.cmd_retry, create=False), "cancel": job_command(cli_jobs.cmd_cancel, create=False),
+    "cleanup": lambda settings, args: cmd_cleanup(settings, args, connect_database(settings)),
 }

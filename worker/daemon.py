@@ -130,7 +130,8 @@ class Worker:
             if deadline is None:
                 deadline = time.monotonic() + self.settings.worker_shutdown_timeout_seconds
                 log.info("shutdown_started", running=self._running_count(),
-                         timeout_seconds=self.settings.worker_shutdown_timeout_seconds)
+                         timeout_seconds=self.settings.worker_shutdown_timeout_seconds,
+                         hint="running jobs may finish until the timeout; a second SIGINT/SIGTERM releases them at once")
                 self.dispatcher.wake()
                 self.presence.renew("draining")
             if self.signals_received > 1 or time.monotonic() >= deadline:
@@ -174,7 +175,7 @@ class Worker:
     def _interrupt_running(self, reason: str) -> None:
         for slot in self.slots:
             if slot.control is not None and not slot.control.should_stop():
-                log.info("releasing_job", slot=slot.name)
+                log.info("releasing_job", slot=slot.name, job_id=str(slot.running.id) if slot.running else None)
                 slot.control.interrupt(ShutdownRequested(reason))
 
     def _shutdown(self) -> None:
