@@ -46,15 +46,15 @@ def throughput_chart(hours: list[dict[str, Any]]) -> Chart:
     return Chart(completed, failed, f"{peak}/h")
 
 
-def duration_lines(hours: list[dict[str, Any]]) -> tuple[str, str, str]:
-    """Polyline points for the p50 and p95 durations per hour (hours with none are skipped), and the top label."""
+def duration_points(hours: list[dict[str, Any]]) -> tuple[list[tuple[float, float]], list[tuple[float, float]], str]:
+    """The p50 and p95 duration per hour as (x, y) points (hours with none are skipped), and the top label."""
     ordered = list(reversed(hours))
     values = [h["percentiles"] for h in ordered]
     peak = max((p[1] for p in values if p), default=0.0) or 1.0
     width = _slot_width(len(ordered))
 
-    def points(index: int) -> str:
-        return " ".join(f"{i * width + width / 2:.1f},{HEIGHT - HEIGHT * p[index] / peak:.1f}"
-                        for i, p in enumerate(values) if p)
+    def points(index: int) -> list[tuple[float, float]]:
+        return [(round(i * width + width / 2, 1), round(HEIGHT - HEIGHT * p[index] / peak, 1))
+                for i, p in enumerate(values) if p]
 
     return points(0), points(1), f"{peak:.1f}s"

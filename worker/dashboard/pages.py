@@ -60,9 +60,10 @@ def overview(request: Request) -> Response:
     store = store_of(request)
     counts, finished = store.live_counts(), store.finished_by_hour()
     lists = live_job_types(store, live_window(request))
-    figures = type_figures(counts, finished, workers_by_type(lists, {row["type"] for row in counts}))
+    types = {row["type"] for row in counts} | {row["type"] for row in finished}
+    figures = type_figures(counts, finished, workers_by_type(lists, types))
     totals = {status: sum(f.counts.get(status, 0) for f in figures) for status in STATUSES}
-    chart = {f.type: (charts.throughput_chart(f.hours), charts.duration_lines(f.hours)) for f in figures}
+    chart = {f.type: (charts.throughput_chart(f.hours), charts.duration_points(f.hours)) for f in figures}
     return page(request, "overview", {"figures": figures, "totals": totals, "charts": chart,
                                       "all_jobs": store.estimated_rows(),
                                       "live_workers": len(lists), "statuses": STATUSES,

@@ -25,9 +25,12 @@ order by type, status
 """
 
 # Overview: how many rows the table holds, as the planner's statistics estimate it (kept fresh by
-# autovacuum): an exact count would read every row.
+# autovacuum): an exact count would read every row. A small table (or one never analysed, -1) is
+# counted instead; the count runs only then (an init plan runs when first used).
 ESTIMATED_ROWS = """
-select greatest(reltuples, 0)::bigint as jobs from pg_class where oid = 'public.media_jobs'::regclass
+select case when reltuples >= 100000 then reltuples::bigint
+            else (select count(*) from public.media_jobs) end as jobs
+from pg_class where oid = 'public.media_jobs'::regclass
 """
 
 # Overview: jobs that ended in the last 24 hours, per type and per hour before now (0 = the last
