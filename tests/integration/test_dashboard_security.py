@@ -4,10 +4,13 @@ served only from inside the outputs bucket."""
 from __future__ import annotations
 
 import base64
+import json
 import re
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
+from tests.storage_server import StorageServer
 from tests.support.dashboard import request, running_dashboard
 from tests.support.workers import insert_job, job_row, put_local_object, run_cli, worker_env
 
@@ -79,3 +82,26 @@ def test_files_are_served_only_from_inside_the_outputs_bucket(db_url: str, data_
                      "media-outputs/anonymous/job/missing.jpg"):
             status, body, _ = request(f"{base}/files/{path}")
             assert status == 404 and "outside" not in body and "private" not in body[:7], path
+
+
+def test_with_supabase_storage_a_file_link_redirects_to_a_signed_url(db_url: str, data_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    key = "service-role-key-for-the-test"
+    server = StorageServer(key).start()
+    try:
+        server.add_bucket("media-outputs", 2 * 1024**3, ["image/jpeg"])
+        server.put_object("media-outputs", "anonymous/job/poster.jpg", b"\xff\xd8jpeg")
+        result = {"outputs": [{"kind": "poster", "bucket": "media-outputs", "path": "anonymous/job/poster.jpg",
+                               "content_type": "image/jpeg", "size": 6}]}
+        job_id = insert_job(db_url, "video.process", {}, status="completed", result=json.dumps(result))
+        env = {k: v for k, v in worker_env(db_url, data_dir, SUPABASE_URL=server.url,
+                                           SUPABASE_SERVICE_ROLE_KEY=key).items() if k != "STORAGE_BACKEND"}
+        with running_dashboard(env, tmp_path / "dashboard.log") as base:
+            status, body, _ = request(f"{base}/jobs/{job_id}")
+            assert status == 200 and 'src="/files/media-outputs/anonymous/job/poster.jpg"' in body and key not in body
+            status, _, headers = request(base + "/files/media-outputs/anonymous/job/poster.jpg")
+            assert status == 302
+            assert "/object/sign/media-outputs/anonymous/job/poster.jpg?token=" in headers["location"]
+            assert urllib.request.urlopen(headers["location"], timeout=10).read() == b"\xff\xd8jpeg"
+    finally:
+        server.close()
