@@ -28,6 +28,7 @@ from worker.config import Settings
 from worker.dashboard import actions, pages
 from worker.dashboard.web import CSRF_COOKIE, templates
 from worker.db.dashboard import DashboardStore
+from worker.errors import DatabaseUnavailable
 
 HERE = Path(__file__).parent
 OPEN_PATHS = ("/healthz", "/static/")
@@ -72,6 +73,11 @@ def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+def database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is unreachable: say so (the page's live part keeps its last content and retries)."""
+    return PlainTextResponse(f"database unavailable: {exc}; retrying on the next request", status_code=503)
+
+
 def create_app(settings: Settings, url: str) -> Starlette:
     """The dashboard on the migrated database at `url`."""
     app = Starlette(routes=[
@@ -79,7 +85,7 @@ def create_app(settings: Settings, url: str) -> Starlette:
         *pages.ROUTES,
         *actions.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ], middleware=[Middleware(Guard)])
+    ], middleware=[Middleware(Guard)], exception_handlers={DatabaseUnavailable: database_unavailable})
     state: Any = app.state
     state.settings = settings
     state.store = DashboardStore(url, "dashboard", settings.worker_lease_seconds)
