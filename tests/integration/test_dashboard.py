@@ -15,6 +15,7 @@ from tests.support.media import ffprobe_json
 from tests.support.workers import (
     ffmpeg_pids_for,
     insert_job,
+    job_row,
     put_local_object,
     start_worker,
     wait_for_status,
@@ -121,3 +122,18 @@ def test_a_script_in_an_error_or_payload_renders_as_text(db_url: str, data_dir: 
         assert page.locator("script").count() == 1  # static/live.js only
         assert page.locator("img").count() == 0
     assert page.dialogs == []
+
+
+def test_retry_every_failed_job_matching_the_filter(db_url: str, data_dir: Path, tmp_path: Path, page: Any) -> None:
+    matching = [insert_job(db_url, "media.probe", {}, status="failed", error="boom") for _ in range(2)]
+    other_type = insert_job(db_url, "audio.extract", {}, status="failed", error="boom")
+    with running_dashboard(worker_env(db_url, data_dir), tmp_path / "dashboard.log") as base:
+        page.goto(f"{base}/jobs")
+        page.get_by_label("type").select_option("media.probe")
+        page.get_by_role("button", name="Filter").click()
+        page.get_by_role("link", name="Retry every failed job matching this filter…").click()
+        assert "2 failed job(s) match; type = media.probe" in page.inner_text("main")
+        page.get_by_role("button", name="Retry them").click()
+        assert page.get_by_role("status").inner_text() == "2 failed job(s) are pending again."
+    assert [job_row(db_url, job_id)["status"] for job_id in matching] == ["pending", "pending"]
+    assert job_row(db_url, other_type)["status"] == "failed"
