@@ -37,11 +37,11 @@ class Dispatcher(threading.Thread):
     """Claims and outcomes for all slots of one worker (slots named by their lease holder id)."""
 
     def __init__(self, store: JobStore, types: tuple[str, ...], poll_seconds: float, notifications: JobNotifications | None,
-                 stopping: threading.Event, until_idle: bool, max_running_per_user: int | None = None) -> None:
+                 stopping: threading.Event, until_idle: bool, cap: int | None = None) -> None:
         super().__init__(name="dispatcher", daemon=True)
         self.store, self.types, self.poll_seconds = store, types, poll_seconds
         self.notifications = notifications  # None: poll only (transaction pooler, --until-idle)
-        self.stopping, self.until_idle, self.owner_cap = stopping, until_idle, max_running_per_user
+        self.stopping, self.until_idle, self.cap_kw = stopping, until_idle, {"max_running_per_user": cap} if cap else {}
         self._incoming: list[Request] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -218,7 +218,7 @@ class Dispatcher(threading.Thread):
             completions = [r for r in outcomes if isinstance(r.outcome, Completed)]
             claimers = [r for r in claimers if r.state != "lease_lost"]
             done, claimed = self.store.complete_and_claim([r.completion() for r in completions], [r.slot for r in claimers],
-                                                          self.types, max_running_per_user=self.owner_cap)
+                                                          self.types, **self.cap_kw)
         except DatabaseUnavailable as exc:
             self._round_failed(exc, claimers)
             return
