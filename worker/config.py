@@ -76,6 +76,7 @@ def _reason(name: str, error: Any) -> str:
     reasons = {"int_parsing": "must be an integer", "int_from_float": "must be an integer",
                "float_parsing": "must be a number", "finite_number": "must be a finite number",
                "greater_than_equal": f"must be at least {ctx.get('ge', 0):g}",
+               "greater_than": f"must be more than {ctx.get('gt', 0):g}",
                "less_than_equal": f"must be at most {ctx.get('le', 0):g}"}
     return reasons.get(kind, str(error["msg"]).lower())
 

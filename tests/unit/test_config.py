@@ -120,3 +120,9 @@ def test_nothing_configured_is_the_embedded_demo() -> None:
     remote = load_settings({"DATABASE_URL": "postgresql://db/postgres", "SUPABASE_URL": "https://x.supabase.co",
                             "SUPABASE_SERVICE_ROLE_KEY": "k"}, env_file=None)
     assert not remote.embedded_database and not remote.local_storage and storage_refusal(remote) is None
+
+
+def test_a_retention_that_is_not_positive_says_so() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"UPLOAD_RETENTION_HOURS": "0"}, env_file=None)
+    assert info.value.problems == ["UPLOAD_RETENTION_HOURS='0': must be more than 0"]
