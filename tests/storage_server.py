@@ -55,6 +55,7 @@ class Faults:
     no_tus: bool = False  # answer 404 to TUS creates, like a server without the endpoint
     on_patch: dict[int, dict[str, Any]] = field(default_factory=dict)  # PATCH number (1-based) -> faults to set
     echo_headers: int = 0  # answer the next requests 500 with the request's headers in the body, as some proxies do
+    request_delay_seconds: float = 0.0  # wait this long before handling each request
 
 
 @dataclass
@@ -87,6 +88,9 @@ class StorageServer:
         self.log: list[tuple[str, str, int, str]] = []  # method, path, status, Upload-Offset sent
         # Called after each DELETE with (bucket, names): a test keeps its storage.objects rows in step with it.
         self.on_delete: Callable[[str, list[str]], None] | None = None
+        self.user_metadata: dict[tuple[str, str], Any] = {}  # (bucket, path) -> the object's user metadata
+        self.upload_user_metadata: dict[str, Any] = {}  # TUS upload id -> user metadata for its object
+        self.in_flight = self.max_in_flight = 0  # requests being handled now, and the most at once
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -121,12 +125,14 @@ class StorageServer:
             shutil.copyfile(data, target)
         else:
             target.write_bytes(data)
+        self.user_metadata.pop((bucket, path), None)
 
     def delete_objects(self, bucket: str, names: list[str]) -> None:
         """DELETE /object/{bucket} {"prefixes": names}: the real server takes them as whole names; missing ones
         are ignored. Then on_delete, as the real server deletes the storage.objects rows too."""
         for name in names:
             self.object_file(bucket, name).unlink(missing_ok=True)
+            self.user_metadata.pop((bucket, name), None)
         if self.on_delete is not None:
             self.on_delete(bucket, names)
 
@@ -182,7 +188,72 @@ class StorageServer:
 def _handler_for(server: StorageServer) -> type[BaseHTTPRequestHandler]:
     from tests.storage_server_routes import StorageHandler
 
-    return type("BoundStorageHandler", (StorageHandler,), {"server_state": server})
+    return type("BoundStorageHandler", (UserMetadataRoutes, StorageHandler), {"server_state": server})
+
+
+class UserMetadataRoutes:
+    """Mixed in before the routes: objects keep the user metadata their upload carried (`x-metadata`, the
+    multipart `metadata` field, or TUS `metadata`) and object info returns it; requests are counted in flight."""
+
+    server_state: StorageServer
+    command: str
+    path: str
+    headers: Any
+    counted = False
+
+    def dispatch(self) -> None:
+        state = self.server_state
+        with state.lock:
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        self.counted = True
+        try:
+            if state.faults.request_delay_seconds:
+                state.stop_event.wait(state.faults.request_delay_seconds)
+            _multipart.metadata = None
+            super().dispatch()  # type: ignore[misc]
+        finally:
+            self.answered()
+
+    def answered(self) -> None:
+        """The request is no longer in flight once it is answered."""
+        if self.counted:
+            self.counted = False
+            with self.server_state.lock:
+                self.server_state.in_flight -= 1
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_HEAD = do_DELETE = dispatch
+
+    def answer(self, status: int, body: bytes = b"", content_type: str = "application/json",
+               headers: dict[str, str] | None = None) -> None:
+        self.keep_metadata(status, headers or {})
+        self.answered()  # before the answer goes out: the client may send its next request at once
+        super().answer(status, body, content_type, headers)  # type: ignore[misc]
+
+    def keep_metadata(self, status: int, headers: dict[str, str]) -> None:
+        state = self.server_state
+        route, bucket, path = split_path(self.path)
+        if route == "object" and self.command in ("POST", "PUT") and status == 200:
+            raw = self.headers.get("x-metadata")
+            found = json.loads(base64.b64decode(raw)) if raw else _multipart.metadata
+            state.user_metadata[(bucket, path)] = found
+        elif route == "upload/resumable" and status == 201:
+            meta = parse_metadata(self.headers.get("Upload-Metadata", "")).get("metadata")
+            state.upload_user_metadata[headers["Location"].rsplit("/", 1)[1]] = json.loads(meta) if meta else None
+        elif route == "upload/resumable" and headers.get("Tus-Complete") and bucket in state.uploads:
+            upload = state.uploads[bucket]
+            state.user_metadata[(upload.bucket, upload.path)] = state.upload_user_metadata.pop(bucket, None)
+
+    def get_object_info(self, bucket: str, path: str) -> None:
+        source = self.server_state.object_file(bucket, path)
+        if not source.is_file():
+            return self.rest_fail(404)  # type: ignore[attr-defined, no-any-return]
+        info = {"name": path, "size": source.stat().st_size,
+                "metadata": self.server_state.user_metadata.get((bucket, path))}
+        return self.answer(200, encode(info))
+
+
+_multipart = threading.local()  # the `metadata` field of the multipart upload being handled on this thread
 
 
 def rest_error(status: int, mime: str = "", bucket_missing: bool = False) -> dict[str, str]:
@@ -237,6 +308,7 @@ def unwrap_multipart(tmp: Path, content_type: str) -> str:
         head = f.read(64 * 1024)
     part = head.index(b'name="file"')
     start = head.index(b"\r\n\r\n", part) + 4
+    _multipart.metadata = multipart_field(head, b"metadata")
     headers = head[part:start].decode(errors="replace").lower()
     mime = headers.split("content-type:")[1].split("\r\n")[0].strip() if "content-type:" in headers else ""
     end = size - len(b"\r\n--" + boundary + b"--\r\n")
@@ -249,3 +321,12 @@ def unwrap_multipart(tmp: Path, content_type: str) -> str:
             left -= len(block)
     os.replace(tmp.with_suffix(".body"), tmp)
     return mime or "application/octet-stream"
+
+
+def multipart_field(head: bytes, name: bytes) -> Any:
+    """The JSON value of a multipart form field that comes before the file, or None."""
+    marker = b'name="' + name + b'"'
+    if marker not in head:
+        return None
+    start = head.index(b"\r\n\r\n", head.index(marker)) + 4
+    return json.loads(head[start:head.index(b"\r\n--", start)])

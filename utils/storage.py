@@ -69,6 +69,14 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class ObjectDigest:
+    """What storage holds at a path: its size, and its sha256 where the backend knows it (else None)."""
+
+    size: int
+    sha256: str | None
+
+
+@dataclass(frozen=True)
 class UploadRecord:
     """A resumable upload in flight: its URL and the file it carries (size, sha256)."""
 
@@ -103,6 +111,10 @@ class Storage(Protocol):
 
     def object_size(self, bucket: str, path: str) -> int | None:
         """The object's size in bytes, or None if it does not exist."""
+        ...
+
+    def object_digest(self, bucket: str, path: str) -> ObjectDigest | None:
+        """The object's size and sha256 (None if unknown), or None if it does not exist; one cheap request."""
         ...
 
     def probe(self, bucket: str, path: str, timeout_seconds: float) -> None:
@@ -264,6 +276,10 @@ class LocalStorage:
     def object_size(self, bucket: str, path: str) -> int | None:
         target = self._file(bucket, path)
         return target.stat().st_size if target.is_file() else None
+
+    def object_digest(self, bucket: str, path: str) -> ObjectDigest | None:
+        target = self._file(bucket, path)
+        return ObjectDigest(target.stat().st_size, file_sha256(target)) if target.is_file() else None
 
     def probe(self, bucket: str, path: str, timeout_seconds: float) -> None:
         self._file(bucket, path)  # folders are made on the first upload: nothing else can be down

@@ -17,6 +17,7 @@ import requests
 
 from utils.storage import (
     BucketRules,
+    ObjectDigest,
     ProgressCallback,
     SpaceNeeded,
     StorageError,
@@ -28,7 +29,7 @@ from utils.storage import (
 from utils.supabase.http import StorageHttp
 from utils.supabase.transfer import BackgroundSha256, Refused, SupabaseSettings, Transfer, TransferLimits
 from utils.supabase.tus import Deadline, StorageUrls, object_url, storage_urls, transfer_seconds
-from utils.supabase.upload import Uploader
+from utils.supabase.upload import SHA256_METADATA_KEY, Uploader
 
 DOWNLOAD_BLOCK_BYTES = 1024 * 1024
 
@@ -89,6 +90,11 @@ class SupabaseStorage:
                                                                     on_progress, need), deadline, "download")
 
     def object_size(self, bucket: str, path: str) -> int | None:
+        digest = self.object_digest(bucket, path)
+        return digest.size if digest else None
+
+    def object_digest(self, bucket: str, path: str) -> ObjectDigest | None:
+        """From the object's info: its size, and the sha256 the worker put in its user metadata on upload."""
         deadline = Deadline(self.limits.timeout_seconds)
         url = object_url(self.urls.rest, "object/info", bucket, path)
         try:
@@ -98,7 +104,9 @@ class SupabaseStorage:
             if exc.failure.status == 404:
                 return None
             raise
-        return int(resp.json()["size"])
+        info = resp.json()
+        sha256 = (info.get("metadata") or {}).get(SHA256_METADATA_KEY)
+        return ObjectDigest(int(info["size"]), sha256 if isinstance(sha256, str) else None)
 
     def probe(self, bucket: str, path: str, timeout_seconds: float) -> None:
         try:

@@ -107,10 +107,11 @@ class Transfer:
         # The server refuses a PATCH to an existing object without x-upsert, even if the create had it.
         return {"Tus-Resumable": TUS_VERSION, "x-upsert": "true"}
 
-    def tus_headers(self) -> dict[str, str]:
-        """Headers that create the upload."""
+    def tus_headers(self, user_metadata: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers that create the upload, with the object's user metadata if given."""
         return {**self.tus_base(), "Upload-Length": str(self.size),
-                "Upload-Metadata": upload_metadata(self.bucket, self.path, self.content_type)}
+                "Upload-Metadata": upload_metadata(self.bucket, self.path, self.content_type,
+                                                   user_metadata=user_metadata)}
 
     def record_upload(self, url: str | None = None, wait: bool = False) -> None:
         """Journal the upload URL once the file's sha256 is known (waiting for it only if asked)."""

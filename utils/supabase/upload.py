@@ -6,6 +6,8 @@ journal when a retried job uploads the very same file again.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,9 @@ from utils.supabase.tus import Failure, StorageUrls, explain, object_url
 
 log = structlog.get_logger("storage")
 CACHE_CONTROL = "3600"
+# The object's user metadata carries the file's sha256, so a retried job can tell from the object's
+# info alone that Storage already holds this very file (`SupabaseStorage.object_digest`).
+SHA256_METADATA_KEY = "sha256"
 
 
 @dataclass
@@ -52,14 +57,16 @@ class Uploader:
 
     def _upload_standard(self, t: Transfer) -> None:
         """One storage3 upload with upsert and an explicit content type."""
-        options = {"content-type": t.content_type, "upsert": "true", "cache-control": CACHE_CONTROL}
+        options = {"content-type": t.content_type, "upsert": "true", "cache-control": CACHE_CONTROL,
+                   "metadata": {SHA256_METADATA_KEY: t.sha256.result()}}
         with open(t.source, "rb") as f, translate_storage3(t):
             self.client.from_(t.bucket).upload(t.path, f, options)  # type: ignore[arg-type]
 
     def _upload_streamed(self, t: Transfer) -> None:
         """One raw request with the file as body and a Content-Length (no TUS on this server)."""
+        metadata = json.dumps({SHA256_METADATA_KEY: t.sha256.result()}).encode()
         headers = {"Content-Type": t.content_type, "x-upsert": "true", "cache-control": CACHE_CONTROL,
-                   "Content-Length": str(t.size)}
+                   "Content-Length": str(t.size), "x-metadata": base64.b64encode(metadata).decode()}
         with open(t.source, "rb") as f:
             self.http.send("POST", object_url(self.urls.rest, "object", t.bucket, t.path), t.deadline, "upload",
                            t.bucket, size=t.size, data=FileSlice(f, 0, t.size), headers=headers)
@@ -92,7 +99,7 @@ class Uploader:
         raise StorageError(f"resumable upload of {t.bucket}/{t.path} kept vanishing on the server", permanent=False)
 
     def _create_upload(self, t: Transfer) -> str:
-        headers = {**t.tus_headers(), "Content-Length": "0"}
+        headers = {**t.tus_headers({SHA256_METADATA_KEY: t.sha256.result()}), "Content-Length": "0"}
         try:
             resp = self.http.retrying(lambda n: self.http.send(
                 "POST", self.urls.resumable, t.deadline, "creating the upload", t.bucket, ok=(201,), size=t.size,
