@@ -19,7 +19,7 @@ import pytest
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from worker.cli import CONTENT_TYPES
+from worker.cli_jobs import CONTENT_TYPES
 from worker.db import queries, queries_operations
 
 A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
