@@ -179,12 +179,24 @@ class Artifact:
     content_type: str
     meta: dict[str, Any] = field(default_factory=dict)
     expect: Expect | None = None  # checked with ffprobe before upload
+    listed: bool = True  # False: stored, but named only in the manifest, not in result.outputs (HLS segments)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A JSON file the runner writes at `path` and uploads as `name` once every artifact is stored: each
+    artifact under the manifest's folder, named relative to it, with its size and sha256."""
+
+    kind: str
+    name: str
+    path: Path
 
 
 @dataclass(frozen=True)
 class HandlerResult:
     artifacts: list[Artifact]
     metadata: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest | None = None
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
 
 from handlers import register
-from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext
+from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext, Manifest
 from utils.ffmpeg import MediaError
 from utils.ffmpeg_commands import hls_command
 from utils.media_plan import Accel, Rendition, hls_ladder
@@ -16,6 +17,7 @@ from utils.verify import Expect, duration_tolerance
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
+MANIFEST_TYPE = "application/json"
 
 
 class HlsPayload(InputPayload):
@@ -40,29 +42,39 @@ def run(payload: HlsPayload, ctx: JobContext) -> HandlerResult:
                            tonemap=ctx.tonemap)
 
     outcome = ctx.run_ffmpeg(build)
+    duration = ctx.probe.duration
+    artifacts = ladder_artifacts(out_dir, ladder, lambda rung: Expect(
+        video_codec="h264", pix_fmt="yuv420p", size=(rung.width, rung.height),
+        audio_codec="aac" if ctx.probe.audio else None, duration=duration, tolerance=duration_tolerance(duration)))
+    return HandlerResult(artifacts=artifacts, metadata={**outcome.metadata(), **ctx.tonemap_metadata()},
+                         manifest=Manifest(kind="hls_manifest", name="hls/manifest.json",
+                                           path=out_dir / "manifest.json"))
+
+
+def ladder_artifacts(out_dir: Path, ladder: list[Rendition],
+                     expect: Callable[[Rendition], Expect | None]) -> list[Artifact]:
+    """The master playlist, then each rendition's playlist and segments. Only the playlists are listed in
+    the result (with their segment count and bytes); the segments are named in hls/manifest.json."""
     artifacts = [Artifact(kind="hls_master", name="hls/master.m3u8", path=out_dir / "master.m3u8",
                           content_type=PLAYLIST_TYPE, meta={"renditions": [r.name for r in ladder]})]
     for rung in ladder:
-        artifacts += rendition_artifacts(ctx, out_dir, rung)
-    return HandlerResult(artifacts=artifacts, metadata={**outcome.metadata(), **ctx.tonemap_metadata()})
+        artifacts += rendition_artifacts(out_dir, rung, expect(rung))
+    return artifacts
 
 
-def rendition_artifacts(ctx: JobContext, out_dir: Path, rung: Rendition) -> list[Artifact]:
+def rendition_artifacts(out_dir: Path, rung: Rendition, expect: Expect | None) -> list[Artifact]:
     """One rendition's playlist (verified as a whole stream) and its segments."""
     folder = out_dir / rung.name
-    duration = ctx.probe.duration
-    expect = Expect(video_codec="h264", pix_fmt="yuv420p", size=(rung.width, rung.height),
-                    audio_codec="aac" if ctx.probe.audio else None, duration=duration,
-                    tolerance=duration_tolerance(duration))
+    segments = [Artifact(kind="hls_segment", name=f"hls/{rung.name}/{seg.name}", path=seg, content_type=SEGMENT_TYPE,
+                         listed=False) for seg in sorted(folder.glob("seg_*.ts"))]
     playlist = Artifact(kind="hls_playlist", name=f"hls/{rung.name}/index.m3u8", path=folder / "index.m3u8",
                         content_type=PLAYLIST_TYPE, expect=expect,
                         meta={"rendition": rung.name, "width": rung.width, "height": rung.height,
-                              "video_kbps": rung.video_kbps})
-    segments = [Artifact(kind="hls_segment", name=f"hls/{rung.name}/{seg.name}", path=seg, content_type=SEGMENT_TYPE)
-                for seg in sorted(folder.glob("seg_*.ts"))]
+                              "video_kbps": rung.video_kbps, "segments": len(segments),
+                              "bytes": sum(seg.path.stat().st_size for seg in segments)})
     return [playlist, *segments]
 
 
 HANDLER = register(Handler("video.hls", HlsPayload, run,
                            "HLS ladder (360p/720p/1080p, never upscaled) with aligned keyframes and a master playlist.",
-                           output_types=(PLAYLIST_TYPE, SEGMENT_TYPE)))
+                           output_types=(PLAYLIST_TYPE, SEGMENT_TYPE, MANIFEST_TYPE)))

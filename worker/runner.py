@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from handlers import get_handler
-from handlers.base import Artifact, InputPayload, JobContext, MediaSettings, TaskContext
+from handlers.base import HandlerResult, InputPayload, JobContext, MediaSettings, TaskContext
 from utils.backoff import backoff_delay
 from utils.ffmpeg import FFmpegStopped, MediaError, ProbeResult, check_limits, probe
 from utils.storage import Storage, StorageError
@@ -24,6 +24,7 @@ from worker import metrics
 from worker.config import Settings
 from worker.control import Heartbeat, JobControl
 from worker.db import ClaimedJob, JobStore
+from worker.delivery import Delivery, Destination, StoragePool, manifest_artifact, manifest_document, output_entry
 from worker.errors import (
     CancelRequested,
     InputRejected,
@@ -48,7 +49,7 @@ from worker.outcome import (
     Retry,
 )
 from worker.runtime import OUTPUT_BUCKET
-from worker.uploads import JobUploadJournal, download_progress, upload_progress
+from worker.uploads import JobUploadJournal, download_progress
 from worker.workdir import WorkDir
 
 
@@ -56,10 +57,14 @@ class JobRunner:
     """Runs claimed jobs for one worker slot; `store` keeps only their upload journal."""
 
     def __init__(self, store: JobStore, storage: Storage, settings: Settings, media: MediaSettings,
-                 heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None) -> None:
+                 heartbeat: Heartbeat, on_finished: Callable[[UUID], None] | None = None,
+                 storage_factory: Callable[[], Storage] | None = None) -> None:
         self.store, self.storage, self.settings, self.media = store, storage, settings, media
         self.heartbeat = heartbeat
         self.on_finished = on_finished  # told of every completed, failed or cancelled job (webhooks)
+        # Upload threads past the first get a backend of their own from storage_factory; without one,
+        # a job's outputs go one at a time whatever UPLOAD_CONCURRENCY says.
+        self.storages = StoragePool(storage, storage_factory)
 
     def run(self, job: ClaimedJob, control: JobControl, log_context: dict[str, Any]) -> Outcome:
         """Run a claimed job, its lease renewed meanwhile; return how it ended. Writes no job state."""
@@ -148,7 +153,7 @@ class JobRunner:
             control.set_stage("verifying", 85)
             verify_artifacts(self.media.ffprobe_path, output.artifacts)
             control.set_stage("uploading", 85)
-            outputs = self._upload(job, output.artifacts, control)
+            outputs = self._upload(job, output, control)
         return {"outputs": outputs, "metadata": {**metadata, **output.metadata}}, input_to_delete
 
     def _fetch_input(self, payload: InputPayload, work_dir: Path, control: JobControl) -> tuple[Path, ProbeResult]:
@@ -163,26 +168,20 @@ class JobRunner:
         check_limits(probed, self.media.limits)
         return input_path, probed
 
-    def _upload(self, job: ClaimedJob, artifacts: list[Artifact], control: JobControl) -> list[dict[str, Any]]:
-        outputs = []
-        for artifact in artifacts:
-            if not artifact.path.is_file() or artifact.path.stat().st_size == 0:
-                raise InputRejected(f"ffmpeg produced no {artifact.kind} output ({artifact.name}) for this input")
-        total = sum(a.path.stat().st_size for a in artifacts)
-        journal, done = JobUploadJournal(self.store, job.id), 0
-        for artifact in artifacts:
-            control.check()
-            path = f"{job.owner_folder}/{job.id}/{artifact.name}"
-            upload_started = time.monotonic()
-            stored = self.storage.upload_file(OUTPUT_BUCKET, path, artifact.path, artifact.content_type,
-                                              upload_progress(control, done, total), journal)
-            metrics.UPLOAD_SECONDS.inc(time.monotonic() - upload_started)
-            metrics.UPLOAD_BYTES.inc(stored.size)
-            done += stored.size
-            outputs.append({"kind": artifact.kind, "bucket": stored.bucket, "path": stored.path,
-                            "size": stored.size, "sha256": stored.sha256, "content_type": stored.content_type,
-                            **artifact.meta, **self._signed_url(stored.bucket, stored.path)})
-        return outputs
+    def _upload(self, job: ClaimedJob, output: HandlerResult, control: JobControl) -> list[dict[str, Any]]:
+        """Store the artifacts (several at once), then the manifest if the handler declared one; return
+        result.outputs: the listed artifacts in their order, the manifest last."""
+        dest = Destination(OUTPUT_BUCKET, f"{job.owner_folder}/{job.id}", retry=job.attempts > 1)
+        storages = self.storages.take(self.settings.upload_concurrency)
+        delivery = Delivery(dest, control, JobUploadJournal(self.store, job.id), storages)
+        artifacts = output.artifacts
+        stored = delivery.store_all(artifacts)
+        if output.manifest is not None:
+            document = manifest_document(output.manifest, dest, artifacts, stored)
+            artifacts = [*artifacts, manifest_artifact(output.manifest, document)]
+            stored += delivery.store_all(artifacts[-1:])
+        return [{**output_entry(a, s), **self._signed_url(s.bucket, s.path)}
+                for a, s in zip(artifacts, stored, strict=True) if a.listed]
 
     def _signed_url(self, bucket: str, path: str) -> dict[str, str]:
         """{"signed_url": ...} when OUTPUT_SIGNED_URL_SECONDS > 0, else nothing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from uuid import UUID
 
 from utils.storage import ProgressCallback, UploadRecord
@@ -31,17 +32,55 @@ class JobUploadJournal:
         self.store.clear_upload(self.job_id, bucket, path)
 
 
-def upload_progress(control: JobControl, done_before: int, total: int) -> ProgressCallback:
-    """Map one file's (done, size) onto 85..99 % of the job, given the bytes of earlier files.
+class UploadStopped(Exception):
+    """Another upload of the job failed, so this one stops between chunks; the first failure is what counts."""
 
-    It also raises the job's pending interrupt, so a cancel, a lost lease or a shutdown stops a
-    long upload between chunks; a resumable upload can continue on the next attempt.
+
+class UploadProgress:
+    """Bytes stored so far by a job's upload threads, summed and mapped onto 85..99 % of the job; thread-safe.
+
+    Each report also raises the job's pending interrupt (cancel, lost lease, shutdown), and UploadStopped
+    once another upload of the job failed, so every upload in flight stops between chunks; a
+    resumable upload can continue on the next attempt.
     """
-    def report(done: int, _size: int) -> None:
-        control.check()
-        share = (done_before + done) / total if total else 1.0
-        control.set_progress(UPLOAD_PROGRESS_START + (UPLOAD_PROGRESS_END - UPLOAD_PROGRESS_START) * share)
-    return report
+
+    def __init__(self, control: JobControl, total: int) -> None:
+        self.control, self.total = control, total
+        self._stored = 0
+        self._in_flight: dict[str, int] = {}
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Make every later report raise UploadStopped."""
+        self._stopped = True
+
+    def check(self) -> None:
+        """Raise the pending interrupt, or UploadStopped after stop()."""
+        self.control.check()
+        if self._stopped:
+            raise UploadStopped("another upload of this job failed")
+
+    def for_file(self, name: str) -> ProgressCallback:
+        """The callback for one file's (done, size)."""
+        def report(done: int, _size: int) -> None:
+            self.check()
+            with self._lock:
+                self._in_flight[name] = done
+                self._publish()
+        return report
+
+    def stored(self, name: str, size: int) -> None:
+        """A file is stored (or found stored): its bytes count as done."""
+        with self._lock:
+            self._in_flight.pop(name, None)
+            self._stored += size
+            self._publish()
+
+    def _publish(self) -> None:
+        done = self._stored + sum(self._in_flight.values())
+        share = min(done / self.total, 1.0) if self.total else 1.0
+        self.control.set_progress(UPLOAD_PROGRESS_START + (UPLOAD_PROGRESS_END - UPLOAD_PROGRESS_START) * share)
 
 
 def download_progress(control: JobControl) -> ProgressCallback:
