@@ -33,7 +33,8 @@ class Slot(threading.Thread):
         self.heartbeat = Heartbeat(self.store, worker.settings.worker_heartbeat_seconds,
                                    worker.settings.worker_lease_seconds, name=f"heartbeat-{index}")
         self.runner = JobRunner(self.store, worker.storage_factory(), worker.settings, worker.media, self.heartbeat,
-                                on_finished=worker.notifier.submit if worker.notifier else None)
+                                on_finished=worker.notifier.submit if worker.notifier else None,
+                                storage_factory=worker.storage_factory)  # a backend per upload thread
 
     @property
     def holder(self) -> str:
