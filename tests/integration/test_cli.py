@@ -81,7 +81,9 @@ def test_commands_that_only_read_never_create_an_embedded_database(tmp_path: Pat
 
 
 def test_every_command_says_where_it_works(db_url: str, data_dir: Path, tmp_path: Path) -> None:
-    proc = run_cli(["status"], worker_env(db_url, data_dir, DATABASE_URL=db_url.replace("postgres@", "postgres:pw@")))
+    # A password in the URL (the embedded server's URL has an empty one: postgres:@).
+    with_password = db_url.replace("postgres:@", "postgres@").replace("postgres@", "postgres:pw@")
+    proc = run_cli(["status"], worker_env(db_url, data_dir, DATABASE_URL=with_password))
     first = proc.stderr.splitlines()[0]
     assert first.startswith(f"media-worker: data {data_dir};")
     assert f".env none (no {ROOT / '.env'})" in first or f".env {ROOT / '.env'}" in first

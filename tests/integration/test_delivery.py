@@ -170,7 +170,7 @@ def test_the_first_failure_stops_the_uploads_in_flight_and_fails_the_job(
     outcome = runners[0].run(job)
     assert isinstance(outcome, Failed) and "add it to storage.buckets.allowed_mime_types" in outcome.message
     assert not upload_threads()
-    (large,) = [u for u in server.uploads.values() if u.path.endswith("large.mp4")]
+    (large,) = [u for u in uploads_of(server) if u.path.endswith("large.mp4")]
     assert 0 < large.offset < large.length, "the large upload stopped between chunks"
 
 
@@ -184,15 +184,24 @@ def test_a_cancel_stops_every_upload_in_flight(store: JobStore, server: StorageS
     running = threading.Thread(target=lambda: ended.append(runners[0].run(job)))
     running.start()
     try:
-        wait_for(lambda: len([u for u in server.uploads.values() if u.offset > 0]) == 3, "three uploads under way")
+        wait_for(lambda: len([u for u in uploads_of(server) if u.offset > 0]) == 3, "three uploads under way")
         store.request_cancel(job.id)
     finally:
         running.join(timeout=60)
     assert ended == [Cancelled()]
     assert not upload_threads()
     assert not list((server.root / "objects").rglob("part_*"))
-    stopped = [u for u in server.uploads.values() if u.path.startswith(f"anonymous/{job.id}/")]
+    stopped = [u for u in uploads_of(server) if u.path.startswith(f"anonymous/{job.id}/")]
     assert len(stopped) == 3 and all(u.offset < u.length for u in stopped)
+
+
+def uploads_of(server: StorageServer) -> list[Any]:
+    """The server's uploads, copied while its threads may be adding one (a dict cannot be read then)."""
+    while True:
+        try:
+            return list(server.uploads.values())
+        except RuntimeError:  # "dictionary changed size during iteration": read it again
+            continue
 
 
 def wait_for(predicate: Any, what: str) -> None:
