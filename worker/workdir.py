@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from worker.db import ClaimedJob
+from worker.process_identity import pid_exists
 
 WORK_DIR_PREFIX = "job-"
 HOST = socket.gethostname()
@@ -70,7 +71,7 @@ def remove_stale_work_dirs(root: Path) -> list[Path]:
     removed = []
     for path in root.glob(f"{WORK_DIR_PREFIX}*") if root.is_dir() else []:
         pid = _owner_pid(path.name) if f"-{HOST}-" in path.name else None
-        if pid is not None and not _pid_alive(pid):
+        if pid is not None and not pid_exists(pid):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -83,13 +84,3 @@ def _owner_pid(name: str) -> int | None:
         return int(parts[-2])
     except (IndexError, ValueError):
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.workers import ROOT, wait_until
-from worker.db.embedded import pid_alive
+from worker.process_identity import pid_exists
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_the_server_stops_after_its_only_user_was_killed_and_after_a_clean_exit(
     first_server = postmaster_pid(data_dir)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=10)
-    wait_until(lambda: not pid_alive(first_server), timeout=60, what="the server to stop after its user died")
+    wait_until(lambda: not pid_exists(first_server), timeout=60, what="the server to stop after its user died")
 
     # A worker started after the crash, and stopped cleanly, stops the server too: the dead
     # process left on pgserver's list of users no longer keeps it running.
@@ -60,4 +60,4 @@ def test_the_server_stops_after_its_only_user_was_killed_and_after_a_clean_exit(
     second_server = postmaster_pid(data_dir)
     clean.send_signal(signal.SIGTERM)
     assert clean.wait(timeout=60) == 0
-    wait_until(lambda: not pid_alive(second_server), timeout=30, what="the server to stop after a clean exit")
+    wait_until(lambda: not pid_exists(second_server), timeout=30, what="the server to stop after a clean exit")

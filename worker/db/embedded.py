@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from worker.process_identity import pid_exists
+
 HANDLE_LIST = ".handle_pids.json"
 REAPER_PID_FILE = ".media-worker-reaper.pid"
 REAPER_POLL_SECONDS = 2.0
@@ -64,27 +66,17 @@ def _prune(handles: Path) -> list[int]:
         pids = json.loads(handles.read_text())
     except (OSError, ValueError):
         return []
-    alive = [pid for pid in pids if pid_alive(pid)]
+    alive = [pid for pid in pids if pid_exists(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
     return alive
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _ensure_reaper(pgdata: Path, system_user: str | None) -> None:
     """One reaper per server: fork one unless a live one is already watching it."""
     pid_file = pgdata / REAPER_PID_FILE
     try:
-        if pid_alive(int(pid_file.read_text())):
+        if pid_exists(int(pid_file.read_text())):
             return
     except (OSError, ValueError):
         pass
