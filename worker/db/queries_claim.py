@@ -62,12 +62,16 @@ set status = 'processing',
     locked_until = now() + make_interval(secs => %(lease_seconds)s),
     attempts = j.attempts + 1,
     started_at = coalesce(j.started_at, now()),
+    attempt_started_at = now(),
     progress = 0,
     stage = 'claimed',
+    stage_history = j.stage_history || jsonb_build_object(
+                      'stage', 'claimed', 'at', now(), 'attempt', j.attempts + 1, 'worker', %(slot)s::text),
     -- A job still 'processing' here is a take-back: its worker died. Say so in its history.
     errors = case when j.status = 'processing'
                   then j.errors || jsonb_build_object(
-                         'attempt', j.attempts, 'at', now(),
+                         'attempt', j.attempts, 'at', now(), 'worker', j.locked_by,
+                         'started', j.attempt_started_at,
                          'error', 'worker lost (lease expired): ' || coalesce(j.locked_by, '?'))
                   else j.errors end,
     error = case when j.status = 'processing'
@@ -223,11 +227,15 @@ claimed as (
       locked_until = now() + make_interval(secs => %(lease_seconds)s),
       attempts = j.attempts + 1,
       started_at = coalesce(j.started_at, now()),
+      attempt_started_at = now(),
       progress = 0,
       stage = 'claimed',
+      stage_history = j.stage_history || jsonb_build_object(
+                        'stage', 'claimed', 'at', now(), 'attempt', j.attempts + 1, 'worker', c.slot),
       errors = case when j.status = 'processing'
                     then j.errors || jsonb_build_object(
-                           'attempt', j.attempts, 'at', now(),
+                           'attempt', j.attempts, 'at', now(), 'worker', j.locked_by,
+                           'started', j.attempt_started_at,
                            'error', 'worker lost (lease expired): ' || coalesce(j.locked_by, '?'))
                     else j.errors end,
       error = case when j.status = 'processing'
