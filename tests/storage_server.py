@@ -3,13 +3,19 @@
 It answers the subset in STORAGE_API.md the way the real server does: REST errors as HTTP 400
 with a JSON body whose statusCode is a string; TUS errors with real statuses and text/plain.
 Objects and uploads live on disk, so large files do not sit in memory.
+
+The network can be modelled, at construction or at any time after (plain attributes):
+- `request_delay_s`: seconds every request waits before it is handled (a round trip; default 0);
+- `bandwidth_bytes_per_s`: a cap on request bodies read and response bodies written, shared by all
+  connections, one budget each way (`tests/storage_link.py`; default None, no cap).
+For example `StorageServer(key, request_delay_s=0.04, bandwidth_bytes_per_s=12_500_000)` is a 40 ms,
+100 Mbit/s network.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import socket
 import tempfile
@@ -22,16 +28,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-PREFIX = "/storage/v1"
-BLOCK = 256 * 1024
-ERRORS = {
-    413: ("Payload too large", "The object exceeded the maximum allowed size", "EntityTooLarge"),
-    415: ("invalid_mime_type", "mime type {mime} is not supported", "InvalidMimeType"),
-    409: ("Duplicate", "The resource already exists", "KeyAlreadyExists"),
-    404: ("not_found", "Object not found", "NoSuchKey"),
-    403: ("Unauthorized", "invalid signature", "AccessDenied"),
-}
+from tests.storage_bodies import encode, multipart, parse_metadata
+from tests.storage_link import Link, PacedReader, PacedWriter
 
+PREFIX = "/storage/v1"
 
 class QuietServer(ThreadingHTTPServer):
     """Connections cut on purpose are expected here; do not print their tracebacks."""
@@ -76,8 +76,10 @@ class Upload:
 class StorageServer:
     """The server's state: buckets, objects on disk, uploads, faults and counters."""
 
-    def __init__(self, key: str = "service-key") -> None:
+    def __init__(self, key: str = "service-key", request_delay_s: float = 0.0,
+                 bandwidth_bytes_per_s: float | None = None) -> None:
         self.key = key
+        self.request_delay_s, self.bandwidth_bytes_per_s = request_delay_s, bandwidth_bytes_per_s
         self.root = Path(tempfile.mkdtemp(prefix="mw-storage-server-"))
         self.buckets: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, Upload] = {}
@@ -93,6 +95,8 @@ class StorageServer:
         self.in_flight = self.max_in_flight = 0  # requests being handled now, and the most at once
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
+        self.uplink = Link(lambda: self.bandwidth_bytes_per_s, self.stop_event)  # what the server reads
+        self.downlink = Link(lambda: self.bandwidth_bytes_per_s, self.stop_event)  # what it writes
         self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -199,7 +203,14 @@ class UserMetadataRoutes:
     command: str
     path: str
     headers: Any
+    rfile: Any
+    wfile: Any
     counted = False
+
+    def setup(self) -> None:
+        super().setup()  # type: ignore[misc]
+        self.rfile = PacedReader(self.rfile, self.server_state.uplink)
+        self.wfile = PacedWriter(self.wfile, self.server_state.downlink)
 
     def dispatch(self) -> None:
         state = self.server_state
@@ -208,9 +219,10 @@ class UserMetadataRoutes:
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         self.counted = True
         try:
-            if state.faults.request_delay_seconds:
-                state.stop_event.wait(state.faults.request_delay_seconds)
-            _multipart.metadata = None
+            delay = state.request_delay_s + state.faults.request_delay_seconds
+            if delay:
+                state.stop_event.wait(delay)
+            multipart.metadata = None
             super().dispatch()  # type: ignore[misc]
         finally:
             self.answered()
@@ -235,7 +247,7 @@ class UserMetadataRoutes:
         route, bucket, path = split_path(self.path)
         if route == "object" and self.command in ("POST", "PUT") and status == 200:
             raw = self.headers.get("x-metadata")
-            found = json.loads(base64.b64decode(raw)) if raw else _multipart.metadata
+            found = json.loads(base64.b64decode(raw)) if raw else multipart.metadata
             state.user_metadata[(bucket, path)] = found
         elif route == "upload/resumable" and status == 201:
             meta = parse_metadata(self.headers.get("Upload-Metadata", "")).get("metadata")
@@ -251,18 +263,6 @@ class UserMetadataRoutes:
         info = {"name": path, "size": source.stat().st_size,
                 "metadata": self.server_state.user_metadata.get((bucket, path))}
         return self.answer(200, encode(info))
-
-
-_multipart = threading.local()  # the `metadata` field of the multipart upload being handled on this thread
-
-
-def rest_error(status: int, mime: str = "", bucket_missing: bool = False) -> dict[str, str]:
-    """The JSON body the real server sends (inside an HTTP 400) for a REST error."""
-    if bucket_missing:
-        return {"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found",
-                "code": "NoSuchBucket"}
-    error, message, code = ERRORS[status]
-    return {"statusCode": str(status), "error": error, "message": message.format(mime=mime), "code": code}
 
 
 def split_path(url_path: str) -> tuple[str, str, str]:
@@ -289,44 +289,3 @@ def drop(conn: socket.socket) -> None:
         conn.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body).encode()
-
-
-def parse_metadata(header: str) -> dict[str, str]:
-    pairs = (item.strip().split(" ", 1) for item in header.split(",") if item.strip())
-    return {k: base64.b64decode(v).decode() if v else "" for k, v in pairs}
-
-
-def unwrap_multipart(tmp: Path, content_type: str) -> str:
-    """Keep only the `file` part's content in tmp (it is the last part); return its MIME type."""
-    boundary = content_type.split("boundary=")[1].strip('"').encode()
-    size = tmp.stat().st_size
-    with open(tmp, "rb") as f:
-        head = f.read(64 * 1024)
-    part = head.index(b'name="file"')
-    start = head.index(b"\r\n\r\n", part) + 4
-    _multipart.metadata = multipart_field(head, b"metadata")
-    headers = head[part:start].decode(errors="replace").lower()
-    mime = headers.split("content-type:")[1].split("\r\n")[0].strip() if "content-type:" in headers else ""
-    end = size - len(b"\r\n--" + boundary + b"--\r\n")
-    with open(tmp, "rb") as src, open(tmp.with_suffix(".body"), "wb") as dst:
-        src.seek(start)
-        left = end - start
-        while left > 0:
-            block = src.read(min(BLOCK, left))
-            dst.write(block)
-            left -= len(block)
-    os.replace(tmp.with_suffix(".body"), tmp)
-    return mime or "application/octet-stream"
-
-
-def multipart_field(head: bytes, name: bytes) -> Any:
-    """The JSON value of a multipart form field that comes before the file, or None."""
-    marker = b'name="' + name + b'"'
-    if marker not in head:
-        return None
-    start = head.index(b"\r\n\r\n", head.index(marker)) + 4
-    return json.loads(head[start:head.index(b"\r\n--", start)])

@@ -10,18 +10,14 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from tests.storage_bodies import BLOCK, encode, parse_metadata, rest_error, unwrap_multipart
 from tests.storage_server import (
-    BLOCK,
     PREFIX,
     StorageServer,
     Upload,
     drop,
-    encode,
     new_upload_id,
-    parse_metadata,
-    rest_error,
     split_path,
-    unwrap_multipart,
 )
 
 

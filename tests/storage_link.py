@@ -1,0 +1,62 @@
+"""The network between the worker and tests/storage_server.py: a delay per request and a bandwidth cap.
+
+`Link` paces bytes through one shared budget per direction (what the server reads, what it writes),
+as a real link is shared by every connection over it. The handler's socket files are wrapped in
+`PacedReader` / `PacedWriter`, which ask the link before passing each block on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class Link:
+    """One direction of the modelled link: `pace(n)` returns once n bytes would have crossed it."""
+
+    def __init__(self, rate: Callable[[], float | None], stop: threading.Event) -> None:
+        self.rate, self.stop = rate, stop
+        self.free_at = 0.0  # when the link finishes carrying what it was already given
+        self.lock = threading.Lock()
+
+    def pace(self, n: int) -> None:
+        rate = self.rate()
+        if not rate or n <= 0:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.free_at = max(now, self.free_at) + n / rate
+            wait = self.free_at - now
+        self.stop.wait(wait)
+
+
+class PacedReader:
+    """A request's input file whose bodies come no faster than the link allows (header lines are not paced)."""
+
+    def __init__(self, raw: Any, link: Link) -> None:
+        self.raw, self.link = raw, link
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.raw.read(size)
+        self.link.pace(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+class PacedWriter:
+    """A request's output file whose writes go no faster than the link allows."""
+
+    def __init__(self, raw: Any, link: Link) -> None:
+        self.raw, self.link = raw, link
+
+    def write(self, data: bytes) -> int:
+        self.link.pace(len(data))
+        written: int = self.raw.write(data)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
