@@ -70,6 +70,10 @@ class Job(ClaimedJob):
     started_at: datetime | None
     completed_at: datetime | None
     webhook_sent_at: datetime | None = None
+    # The attempt history, for the dashboard's job page. With defaults: statements that have no use
+    # for it (UNSENT_WEBHOOKS) leave it unread.
+    attempt_started_at: datetime | None = None
+    stage_history: list[Any] = field(default_factory=list)
 
 
 class JobStore:
