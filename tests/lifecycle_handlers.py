@@ -6,6 +6,8 @@
   processes have recorded a job: with as many of these jobs as the workers have slots, every worker
   must take some, whatever the scheduling.
 - test.flaky: always fails with a transient error.
+- test.flaky_once: fails with a transient error on its first attempt and succeeds on the next, each
+  once the row shows it in the 'processing' stage (so that the stage history has it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -86,7 +89,27 @@ def run_flaky(payload: FlakyPayload, ctx: TaskContext) -> HandlerResult:
     raise TransientJobError(payload.message)
 
 
+class FlakyOncePayload(Payload):
+    marker: str  # a file the first attempt creates: the next one finds it and succeeds
+
+
+def run_flaky_once(payload: FlakyOncePayload, ctx: TaskContext) -> HandlerResult:
+    give_up = time.monotonic() + RENDEZVOUS_GIVE_UP_SECONDS
+    # Wait for the heartbeat to write this stage, instead of guessing how long that takes.
+    while _connection().execute("select 1 from public.media_jobs where payload ->> 'marker' = %s "
+                                "and stage = 'processing'", (payload.marker,)).fetchone() is None:
+        if ctx.should_stop() or time.monotonic() > give_up:
+            raise PermanentJobError("the 'processing' stage was never written")
+        time.sleep(0.05)
+    marker = Path(payload.marker)
+    if not marker.exists():
+        marker.touch()
+        raise TransientJobError("storage is down (test, first attempt)")
+    return HandlerResult([])
+
+
 register(Handler("test.slow", SlowPayload, run_slow))
 register(Handler("test.record", RecordPayload, run_record))
 register(Handler("test.rendezvous", RendezvousPayload, run_rendezvous))
 register(Handler("test.flaky", FlakyPayload, run_flaky))
+register(Handler("test.flaky_once", FlakyOncePayload, run_flaky_once))

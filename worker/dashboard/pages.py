@@ -14,10 +14,10 @@ from starlette.routing import Route
 
 from worker.cli_workers import presence_state
 from worker.dashboard import charts
+from worker.dashboard.attempts import attempts_of
 from worker.dashboard.views import (
     STATUSES,
     BadFilter,
-    attempts_of,
     decode_cursor,
     encode_cursor,
     filter_query,
@@ -110,7 +110,7 @@ def job(request: Request) -> Response:
         return render(request, "missing.html", {"what": f"no job {job_id}", "nav": ""}, status_code=404)
     now = datetime.now(UTC)
     return page(request, "job", {
-        "job": row, "attempts": attempts_of(row), "outputs": outputs_of(row), "payload": pretty_json(row.payload),
+        "job": row, "attempts": attempts_of(row, now), "outputs": outputs_of(row), "payload": pretty_json(row.payload),
         "result": pretty_json(row.result) if row.result is not None else "",
         "queued": since_seconds(row.created_at, row.started_at or now),
         "running": since_seconds(row.started_at, row.completed_at or now) if row.started_at else None})

@@ -83,47 +83,6 @@ def since_seconds(moment: datetime | None, now: datetime) -> float | None:
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """One attempt of a job as its page lists it."""
-
-    number: int
-    worker: str
-    started: datetime | None
-    ended: datetime | None
-    outcome: str
-
-
-def attempts_of(job: Job) -> list[Attempt]:
-    """Every attempt: the failed ones from `errors`, then the last one from the row itself.
-
-    `errors` records when each failed attempt ended and why; the worker is known for the running
-    attempt (the lease holder) and for take-backs (named in the message)."""
-    listed = [Attempt(int(e.get("attempt") or 0), _worker_named(str(e.get("error", ""))), None,
-                      _when(e.get("at")), str(e.get("error", ""))) for e in job.errors if isinstance(e, dict)]
-    if job.status == "processing":
-        listed.append(Attempt(job.attempts, job.locked_by or "", None, None,
-                              f"running: {job.stage or ''} {job.progress:.0f}%"))
-    elif job.status in ("completed", "cancelled") and job.attempts:
-        listed.append(Attempt(job.attempts, "", None, job.completed_at, job.error or job.status))
-    if listed and job.started_at:
-        first = listed[0]
-        listed[0] = Attempt(first.number, first.worker, job.started_at, first.ended, first.outcome)
-    return listed
-
-
-def _worker_named(error: str) -> str:
-    marker = "worker lost"
-    return error.rsplit(": ", 1)[-1] if error.startswith(marker) and ": " in error else ""
-
-
-def _when(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
 class Output:
     """A file a job wrote, with the dashboard's link to it."""
 

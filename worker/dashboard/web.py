@@ -11,6 +11,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from worker.dashboard.attempts import duration
 from worker.dashboard.views import age
 from worker.db.dashboard import DashboardStore
 
@@ -22,6 +23,7 @@ def templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["age"] = age
+    env.filters["duration"] = duration
     return env
 
 
