@@ -12,50 +12,6 @@ worker.db.queries re-exports these: the lifecycle's statements are one namespace
 
 # Claim one job for one slot: an idle worker's claim after a NOTIFY, the path from insert to start.
 CLAIM_JOB = """
-with recursive
--- Owners with pending jobs: a skip scan of the owner index, one probe per owner (ends on a null).
-owners(owner) as (
-  (select coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs
-   where status = 'pending' order by 1 limit 1)
-  union all
-  select (select coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs
-          where status = 'pending' and coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) > o.owner
-          order by 1 limit 1)
-  from owners o where o.owner is not null),
--- Jobs processing now, by owner (the running-owner index: one row per running job).
-running(owner, jobs) as (
-  select coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid), count(*) from public.media_jobs
-  where status = 'processing' group by 1),
--- Each owner's next due job of these types, in the owner's own order.
-heads as (
-  select h.*, o.owner, coalesce(r.jobs, 0) as running
-  from owners o left join running r using (owner)
-  cross join lateral (
-    select id, priority, run_at, created_at from public.media_jobs
-    where status = 'pending' and run_at <= now()
-      and coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) = o.owner
-      and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-    order by priority desc, run_at, created_at
-    limit 1) h),
--- The fair choice: priority, then the owner running fewest, then the oldest job, locked with SKIP
--- LOCKED (concurrent claimers pass each other instead of queueing on one row). Under a cap, each
--- owner tried in that order takes its gate first (the migration's media_jobs_owner_slots: a fresh
--- count under a per-owner lock), so that two claimers never exceed it; only owners tried are locked.
-pick as (
-  select j.id
-  from (select * from heads order by priority desc, running, run_at, created_at offset 0) h
-  cross join lateral (
-    select id from public.media_jobs where id = h.id and status = 'pending' for update skip locked) j
-  where %(cap)s::int is null
-     or (h.running < %(cap)s::int and public.media_jobs_owner_slots(h.owner, %(cap)s::int, null) > 0)
-  limit 1),
--- An owner at the cap: its next job stays pending and says why (once; rows in flight are passed).
-held as (
-  update public.media_jobs j set stage = 'waiting for owner cap'
-  where %(cap)s::int is not null and j.id in (
-    select m.id from heads h join public.media_jobs m on m.id = h.id
-    where h.running >= %(cap)s::int and m.status = 'pending' and m.stage is distinct from 'waiting for owner cap'
-    for update of m skip locked))
 update public.media_jobs j
 set status = 'processing',
     locked_by = %(slot)s::text,
@@ -90,9 +46,10 @@ where j.id = coalesce(
    order by locked_until
    limit 1
    for update skip locked),
-  -- Then the most urgent due job, when its owner runs nothing now: it is the fair choice too, for
-  -- the fewest running jobs (none) and the oldest (first in plain order), found without the scan
-  -- of owners. The common case of an idle worker woken by an insert.
+  -- Then the most urgent due job, when it is the fair choice too: its owner runs nothing now
+  -- (the fewest running jobs, and the oldest job in plain order), or no other owner has jobs
+  -- pending at all (two probes of the owner index, either side of this owner). The common cases:
+  -- an idle worker woken by an insert, and one owner's backlog.
   (select f.id from (
      select id, coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) as owner from public.media_jobs
      where status = 'pending' and run_at <= now()
@@ -100,20 +57,21 @@ where j.id = coalesce(
      order by priority desc, run_at, created_at
      limit 1
      for update skip locked) f
-   where not exists (
-       select from public.media_jobs r
-       where r.status = 'processing' and coalesce(r.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = f.owner)
-     and (%(cap)s::int is null or public.media_jobs_owner_slots(f.owner, %(cap)s::int, null) > 0)),
-  -- Otherwise the fair choice among due pending jobs.
-  (select id from pick),
-  -- Every owner's next job is locked by other claimers (one owner's busy queue): the next unlocked
-  -- due job in plain order, as SKIP LOCKED finds it. Under a cap every claim takes the gate.
-  (select id from public.media_jobs
-   where %(cap)s::int is null and status = 'pending' and run_at <= now()
-     and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-   order by priority desc, run_at, created_at
-   limit 1
-   for update skip locked))
+   where (not exists (
+            select from public.media_jobs r
+            where r.status = 'processing' and coalesce(r.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = f.owner)
+          and (%(cap)s::int is null or public.media_jobs_owner_slots(f.owner, %(cap)s::int, null) > 0))
+      or (%(cap)s::int is null
+          and (select coalesce(o.user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs o
+               where o.status = 'pending' and coalesce(o.user_id, '00000000-0000-0000-0000-000000000000'::uuid) > f.owner
+               order by 1 limit 1) is null
+          and (select coalesce(o.user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs o
+               where o.status = 'pending' and coalesce(o.user_id, '00000000-0000-0000-0000-000000000000'::uuid) < f.owner
+               order by 1 desc limit 1) is null)),
+  -- Otherwise the fair choice among due pending jobs (the migration's media_jobs_fair_claim: the
+  -- owner scan, the per-owner cap's gate and the jobs it holds back; with every owner's next job
+  -- locked by other claimers and no cap, the next unlocked one in plain order), called only here.
+  (select id from public.media_jobs_fair_claim(%(types)s::text[], %(cap)s::int, 1, null) as fair(id)))
 returning %(slot)s::text as claimed_by, j.id, j.user_id, j.type, j.priority, j.payload, j.attempts,
           j.max_attempts,
           -- Only a take-back appends to `errors` here, stamped with this statement's now(): the
@@ -128,7 +86,7 @@ returning %(slot)s::text as claimed_by, j.id, j.user_id, j.type, j.priority, j.p
 # ([{id, slot, result}]) and `claimers` ([slot]): psycopg dumps one json document for a fifth of
 # the cost of four typed arrays. Claims follow CLAIM_JOB's fair order, for several slots at once.
 COMPLETE_AND_CLAIM = """
-with recursive finished as (
+with finished as (
   select * from jsonb_to_recordset(%(done)s::jsonb) as d(id uuid, slot text, result jsonb)),
 -- A round that only claims commits without waiting for the WAL flush, as CLAIM_JOB does; one
 -- that completes a job waits for it.
@@ -151,50 +109,23 @@ claimers as (
   select slot, row_number() over () as n
   from jsonb_array_elements_text(%(claimers)s::jsonb) as slot
   where slot not in (select slot from finished) or slot in (select slot from done)),
--- Owners with pending jobs, and their jobs processing now less those finished here, as in CLAIM_JOB.
-owners(owner) as (
-  (select coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs
-   where status = 'pending' order by 1 limit 1)
-  union all
-  select (select coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs
-          where status = 'pending' and coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) > o.owner
-          order by 1 limit 1)
-  from owners o where o.owner is not null and exists (select from claimers)),
-running(owner, jobs) as (
-  select coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid), count(*) from public.media_jobs
-  where status = 'processing' and id <> all(array(select id from finished)) group by 1),
--- Each owner's next due jobs (as many as there are claimers), the n-th of an owner ranked as if
--- the n - 1 before it were already running: the round takes turns between owners.
-nexts as (
-  select x.*, running + nth - 1 as load from (
-    select h.*, o.owner, coalesce(r.jobs, 0) as running,
-           row_number() over (partition by o.owner order by h.priority desc, h.run_at, h.created_at) as nth
-    from owners o left join running r using (owner)
-    cross join lateral (
-      select id, priority, run_at, created_at from public.media_jobs
-      where status = 'pending' and run_at <= now()
-        and coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) = o.owner
-        and (%(types)s::text[] is null or type = any(%(types)s::text[]))
-      order by priority desc, run_at, created_at
-      limit (select count(*) from claimers)) h) as x),
--- An owner at the cap: its next jobs stay pending and say why, as in CLAIM_JOB.
-held as (
-  update public.media_jobs j set stage = 'waiting for owner cap'
-  where %(cap)s::int is not null and j.id in (
-    select m.id from nexts x join public.media_jobs m on m.id = x.id
-    where x.load >= %(cap)s::int and m.status = 'pending' and m.stage is distinct from 'waiting for owner cap'
-    for update of m skip locked)),
--- The fair choices, as many as there are claimers, as CLAIM_JOB makes one: the n-th job of an
--- owner passes the gate if the owner has n free slots.
+-- Plain order is the fair order when one owner alone has jobs pending (no other owner's entries
+-- either side of the first in the owner index) and no cap applies: one owner's backlog, the
+-- common busy queue, then skips the owner scan.
+one_owner as (
+  select %(cap)s::int is null and (
+    select coalesce(o.user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs o
+    where o.status = 'pending'
+      and coalesce(o.user_id, '00000000-0000-0000-0000-000000000000'::uuid) > (
+        select coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid) from public.media_jobs
+        where status = 'pending' order by 1 limit 1)
+    order by 1 limit 1) is null as plain),
+-- Otherwise the fair choices, as many as there are claimers (the migration's media_jobs_fair_claim,
+-- as CLAIM_JOB makes one), counting the jobs finished here as no longer running.
 fair as (
-  select j.id
-  from (select * from nexts order by priority desc, load, run_at, created_at offset 0) x
-  cross join lateral (
-    select id from public.media_jobs where id = x.id and status = 'pending' for update skip locked) j
-  where %(cap)s::int is null
-     or (x.load < %(cap)s::int
-         and x.nth <= public.media_jobs_owner_slots(x.owner, %(cap)s::int, array(select id from finished)))
-  limit (select count(*) from claimers)),
+  select id from public.media_jobs_fair_claim(
+    %(types)s::text[], %(cap)s::int, (select count(*) from claimers)::int, array(select id from finished)) as f(id)
+  where not (select plain from one_owner)),
 -- As many jobs as claimers: expired leases first, then the fair choices, then (no cap) the next
 -- unlocked due jobs in plain order, as in CLAIM_JOB. A job completed above still looks leased to
 -- these scans (they read the statement's snapshot): skip it by id.
