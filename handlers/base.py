@@ -2,7 +2,8 @@
 
 Handlers never touch the database or the network. The runner downloads the input into
 the work directory, probes and gates it, calls the handler, then verifies and uploads
-the artifacts it returns.
+the artifacts it returns. Outputs a handler declares as live (`Handler.live_outputs`) the
+runner uploads while the handler's ffmpeg still runs, each as soon as ffmpeg has finished it.
 """
 
 from __future__ import annotations
@@ -193,6 +194,18 @@ class Manifest:
 
 
 @dataclass(frozen=True)
+class LiveOutput:
+    """Files ffmpeg finishes one by one during a run, which the runner stores while the run goes on: those whose
+    path relative to the work directory matches the glob `pattern` (e.g. "hls/*/seg_*.ts"), each stored under
+    that relative path. ffmpeg must give a file its name only once it is complete and never write it again (the
+    HLS muxer's temp_file flag, image2's atomic_writing), and the handler must list it among its artifacts under
+    the same name; one it does not list, or one changed after it was stored, is not (or is again) uploaded."""
+
+    pattern: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class HandlerResult:
     artifacts: list[Artifact]
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -210,6 +223,7 @@ class Handler:
     # The content types its artifacts may have: `doctor` checks them against the outputs bucket's
     # allowed_mime_types, which Storage enforces exactly, so a missing one shows before ffmpeg runs.
     output_types: tuple[str, ...] = ()
+    live_outputs: tuple[LiveOutput, ...] = ()  # uploaded while ffmpeg runs; the other artifacts once it has exited
 
     @property
     def needs_input(self) -> bool:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handlers.base import Artifact, JobContext
+from handlers.base import Artifact, JobContext, LiveOutput
 from utils.ffmpeg_commands import Stills
 from utils.media_plan import fit_width, sample_times
 from utils.verify import Expect
+
+# ffmpeg writes each still whole under its final name (atomic_writing), so the runner stores it at once.
+STILLS = LiveOutput("thumbnails/thumb_*.jpg", "image/jpeg")
 
 
 def plan_stills(ctx: JobContext, folder: str, count: int, width: int) -> Stills:

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field
 
 from handlers import register
-from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext, Manifest
+from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext, LiveOutput, Manifest
 from utils.ffmpeg import MediaError
 from utils.ffmpeg_commands import hls_command
 from utils.media_plan import Accel, Rendition, hls_ladder
@@ -77,4 +77,5 @@ def rendition_artifacts(out_dir: Path, rung: Rendition, expect: Expect | None) -
 
 HANDLER = register(Handler("video.hls", HlsPayload, run,
                            "HLS ladder (360p/720p/1080p, never upscaled) with aligned keyframes and a master playlist.",
-                           output_types=(PLAYLIST_TYPE, SEGMENT_TYPE, MANIFEST_TYPE)))
+                           output_types=(PLAYLIST_TYPE, SEGMENT_TYPE, MANIFEST_TYPE),
+                           live_outputs=(LiveOutput("hls/*/seg_*.ts", SEGMENT_TYPE),)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from handlers import register
-from handlers.base import Artifact, Crf, Handler, HandlerResult, InputPayload, JobContext
-from handlers.stills import plan_stills, still_artifacts
+from handlers.base import Artifact, Crf, Handler, HandlerResult, InputPayload, JobContext, LiveOutput
+from handlers.stills import STILLS, plan_stills, still_artifacts
 from utils.ffmpeg_commands import ProcessOutputs, WebVideoOptions, video_process_command
 from utils.media_plan import Accel, fit_height
 from utils.verify import Expect, duration_tolerance
@@ -90,4 +90,5 @@ def _audio_only(ctx: JobContext) -> HandlerResult:
 
 HANDLER = register(Handler("video.process", VideoProcessPayload, run,
                            "Web MP4 (H.264/AAC, faststart), poster, thumbnails and optional m4a from one decode.",
-                           output_types=("video/mp4", "image/jpeg", "audio/mp4")))
+                           output_types=("video/mp4", "image/jpeg", "audio/mp4"),
+                           live_outputs=(LiveOutput("poster.jpg", "image/jpeg"), STILLS)))

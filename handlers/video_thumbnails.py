@@ -6,7 +6,7 @@ from pydantic import Field, model_validator
 
 from handlers import register
 from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext
-from handlers.stills import plan_stills, still_artifacts
+from handlers.stills import STILLS, plan_stills, still_artifacts
 from utils.ffmpeg import MediaError
 from utils.ffmpeg_commands import thumbnails_command
 from utils.media_plan import Accel, sprite_grid, storyboard_vtt
@@ -55,4 +55,4 @@ def run(payload: ThumbnailsPayload, ctx: JobContext) -> HandlerResult:
 
 HANDLER = register(Handler("video.thumbnails", ThumbnailsPayload, run,
                            "Evenly spaced JPEG stills, optional sprite sheet and WebVTT storyboard.",
-                           output_types=("image/jpeg", "text/vtt")))
+                           output_types=("image/jpeg", "text/vtt"), live_outputs=(STILLS,)))

@@ -28,6 +28,8 @@ from utils.media_plan import (
 )
 
 GLOBAL_ARGS = ("-hide_banner", "-v", "error")
+# A still gets its name only once written whole, so the runner may store it while ffmpeg runs (LiveOutput).
+ATOMIC = {"atomic_writing": 1}
 AUDIO_CODECS = {"wav": "pcm_s16le", "flac": "flac", "m4a": "aac"}
 
 
@@ -122,7 +124,7 @@ def _still(video: Any, dest: Path, at_seconds: float) -> Any:
     # end_frame=1 closes the branch after its frame, so later frames are not converted for nothing.
     frame = video.filter("setpts", "PTS-STARTPTS").filter("trim", start=at_seconds).filter("trim", end_frame=1) \
         .filter("format", "yuvj420p")
-    return ffmpeg.output(frame, str(dest), vframes=1, **{"q:v": 3})
+    return ffmpeg.output(frame, str(dest), vframes=1, **{"q:v": 3}, **ATOMIC)
 
 
 def _selected(video: Any, stills: Stills, tonemap: Tonemap | None = None) -> Any:
@@ -132,7 +134,7 @@ def _selected(video: Any, stills: Stills, tonemap: Tonemap | None = None) -> Any
 
 
 def _still_sequence(frames: Any, stills: Stills) -> Any:
-    return ffmpeg.output(frames, str(stills.pattern), fps_mode="vfr", **{"q:v": 3, "frames:v": len(stills.times)})
+    return ffmpeg.output(frames, str(stills.pattern), fps_mode="vfr", **{"q:v": 3, "frames:v": len(stills.times)}, **ATOMIC)
 
 
 def _audio_file(audio: Any, dest: Path, fmt: str, sample_rate: int | None = None, channels: int | None = None) -> Any:
@@ -250,8 +252,9 @@ def _tagged(args: dict[str, Any], tonemap: Tonemap | None) -> dict[str, Any]:
 
 def _hls_args(out_dir: Path, segment_seconds: float, frame_rate: float | None, accel: Accel) -> dict[str, Any]:
     gop = gop_frames(frame_rate, segment_seconds)
+    # temp_file: a segment gets its name once complete, so it is stored while the encode runs, never half-written.
     args: dict[str, Any] = {
-        "f": "hls", "hls_time": segment_seconds, "hls_playlist_type": "vod", "hls_flags": "independent_segments",
+        "f": "hls", "hls_time": segment_seconds, "hls_playlist_type": "vod", "hls_flags": "independent_segments+temp_file",
         "hls_segment_filename": str(out_dir / "%v" / "seg_%03d.ts"), "master_pl_name": "master.m3u8",
         "force_key_frames": keyframe_expr(segment_seconds), "g": gop, "keyint_min": gop,
         "c:a": "aac", "b:a": "128k", "ac": 2, "map_metadata": -1,

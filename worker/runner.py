@@ -1,5 +1,8 @@
 """Running one claimed job: download, probe, handle, verify, upload. It writes no job state.
 
+Uploads overlap the encode: a handler's live outputs (HLS segments, stills) are stored while its ffmpeg runs,
+the rest once it has exited, UPLOAD_CONCURRENCY at once (worker.delivery, worker.live_outputs).
+
 Every way out of a job ends in an Outcome (worker.outcome) for the dispatcher to record:
 completed, failed, retry with backoff, cancelled, released, or abandoned when another worker
 owns the job. What follows a recorded outcome (the input's deletion, the log line, metrics,
@@ -16,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from handlers import get_handler
-from handlers.base import HandlerResult, InputPayload, JobContext, MediaSettings, TaskContext
+from handlers.base import Handler, HandlerResult, InputPayload, JobContext, MediaSettings, TaskContext
 from utils.backoff import backoff_delay
 from utils.ffmpeg import FFmpegStopped, MediaError, ProbeResult, check_limits, probe
 from utils.storage import Storage, StorageError
@@ -36,6 +39,7 @@ from worker.errors import (
     TransientJobError,
 )
 from worker.job_checks import check_input_owner, check_storable, verify_artifacts
+from worker.live_outputs import LiveOutputWatch
 from worker.logs import log
 from worker.outcome import (
     FINAL_STATES,
@@ -132,29 +136,50 @@ class JobRunner:
         input_to_delete = None
         if isinstance(payload, InputPayload) and payload.delete_input_on_success:
             input_to_delete = (payload.input.bucket, payload.input.path)
-        with WorkDir(self.settings.worker_temp_dir, job) as work, translate_failures(control, work):
-            report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
-            metadata: dict[str, Any] = {}
-            if isinstance(payload, InputPayload):
-                check_input_owner(job, payload)
-                work_dir = work.make()
-                input_path, probed = self._fetch_input(payload, work_dir, control)
-                metadata = probed.to_metadata()
-                ctx: JobContext | TaskContext = JobContext(input_path, probed, work_dir, self.media, report,
-                                                           control.should_stop)
-            else:
-                ctx = TaskContext(work.make, self.media, report, control.should_stop)
+        with WorkDir(self.settings.worker_temp_dir, job) as work, translate_failures(control, work), \
+                self._delivery(job, control) as delivery:
+            ctx, metadata = self._context(job, payload, work, control, delivery)
             control.set_stage("processing", 5)
-            processing_started = time.monotonic()
-            output = handler.run(payload, ctx)
+            output = self._run_handler(handler, payload, ctx, work.path, delivery)
             check_storable(job.type, [metadata, output.metadata, *(a.meta for a in output.artifacts)])
-            if isinstance(ctx, JobContext) and ctx.probe.duration > 0:
-                metrics.FFMPEG_SPEED.observe(ctx.probe.duration / max(time.monotonic() - processing_started, 1e-3))
             control.set_stage("verifying", 85)
-            verify_artifacts(self.media.ffprobe_path, output.artifacts)
+            verify_artifacts(self.media.ffprobe_path, output.artifacts)  # live outputs go on uploading meanwhile
             control.set_stage("uploading", 85)
-            outputs = self._upload(job, output, control)
+            outputs = self._upload(output, delivery)
         return {"outputs": outputs, "metadata": {**metadata, **output.metadata}}, input_to_delete
+
+    def _delivery(self, job: ClaimedJob, control: JobControl) -> Delivery:
+        """The job's uploads, UPLOAD_CONCURRENCY at once; leaving its `with` joins every upload thread."""
+        dest = Destination(OUTPUT_BUCKET, f"{job.owner_folder}/{job.id}", retry=job.attempts > 1)
+        storages = self.storages.take(self.settings.upload_concurrency)
+        return Delivery(dest, control, JobUploadJournal(self.store, job.id), storages)
+
+    def _context(self, job: ClaimedJob, payload: Any, work: WorkDir, control: JobControl,
+                 delivery: Delivery) -> tuple[JobContext | TaskContext, dict[str, Any]]:
+        """What the handler gets, and the input's probe metadata (for a payload with an input)."""
+        report = lambda fraction: control.set_progress(5 + 80 * fraction)  # noqa: E731
+        # A failed upload fails the job, so its ffmpeg need not run on.
+        should_stop = lambda: control.should_stop() or delivery.failed  # noqa: E731
+        if not isinstance(payload, InputPayload):
+            return TaskContext(work.make, self.media, report, should_stop), {}
+        check_input_owner(job, payload)
+        work_dir = work.make()
+        input_path, probed = self._fetch_input(payload, work_dir, control)
+        return JobContext(input_path, probed, work_dir, self.media, report, should_stop), probed.to_metadata()
+
+    def _run_handler(self, handler: Handler, payload: Any, ctx: JobContext | TaskContext, work_dir: Path,
+                     delivery: Delivery) -> HandlerResult:
+        """Run the handler, storing its live outputs while it runs; an upload that failed is what is raised."""
+        started = time.monotonic()
+        with LiveOutputWatch(work_dir, handler.live_outputs, delivery.submit):
+            try:
+                output = handler.run(payload, ctx)
+            except FFmpegStopped:
+                delivery.raise_failure()
+                raise
+        if isinstance(ctx, JobContext) and ctx.probe.duration > 0:
+            metrics.FFMPEG_SPEED.observe(ctx.probe.duration / max(time.monotonic() - started, 1e-3))
+        return output
 
     def _fetch_input(self, payload: InputPayload, work_dir: Path, control: JobControl) -> tuple[Path, ProbeResult]:
         """Download the input into the work directory, then probe and gate it."""
@@ -168,18 +193,15 @@ class JobRunner:
         check_limits(probed, self.media.limits)
         return input_path, probed
 
-    def _upload(self, job: ClaimedJob, output: HandlerResult, control: JobControl) -> list[dict[str, Any]]:
-        """Store the artifacts (several at once), then the manifest if the handler declared one; return
-        result.outputs: the listed artifacts in their order, the manifest last."""
-        dest = Destination(OUTPUT_BUCKET, f"{job.owner_folder}/{job.id}", retry=job.attempts > 1)
-        storages = self.storages.take(self.settings.upload_concurrency)
-        delivery = Delivery(dest, control, JobUploadJournal(self.store, job.id), storages)
+    def _upload(self, output: HandlerResult, delivery: Delivery) -> list[dict[str, Any]]:
+        """Store the artifacts (those stored during the run count if unchanged), then the manifest if the handler
+        declared one; return result.outputs: the listed artifacts in their order, the manifest last."""
         artifacts = output.artifacts
-        stored = delivery.store_all(artifacts)
+        stored = delivery.store(artifacts)
         if output.manifest is not None:
-            document = manifest_document(output.manifest, dest, artifacts, stored)
+            document = manifest_document(output.manifest, delivery.dest, artifacts, stored)
             artifacts = [*artifacts, manifest_artifact(output.manifest, document)]
-            stored += delivery.store_all(artifacts[-1:])
+            stored += delivery.store(artifacts[-1:])
         return [{**output_entry(a, s), **self._signed_url(s.bucket, s.path)}
                 for a, s in zip(artifacts, stored, strict=True) if a.listed]
 
