@@ -9,7 +9,9 @@ The network can be modelled, at construction or at any time after (plain attribu
 - `bandwidth_bytes_per_s`: a cap on request bodies read and response bodies written, shared by all
   connections, one budget each way (`tests/storage_link.py`; default None, no cap).
 For example `StorageServer(key, request_delay_s=0.04, bandwidth_bytes_per_s=12_500_000)` is a 40 ms,
-100 Mbit/s network.
+100 Mbit/s network. Like the real server, a TUS upload whose PATCH broke off stays locked for
+`lock_drain_s` (default 3 s) before a HEAD answers (`tests/storage_server_tus.py`); with the
+`gateway` fault on, such a cut reaches the client as a proxy's 502 with an HTML body.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Faults:
     on_patch: dict[int, dict[str, Any]] = field(default_factory=dict)  # PATCH number (1-based) -> faults to set
     echo_headers: int = 0  # answer the next requests 500 with the request's headers in the body, as some proxies do
     request_delay_seconds: float = 0.0  # wait this long before handling each request
+    gateway: bool = False  # a proxy in front: a connection cut mid-body reaches the client as 502 with HTML
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Upload:
     file: Path
     lock: threading.Lock = field(default_factory=threading.Lock)
     completed: bool = False
+    drained_at: float = 0.0  # after a PATCH broke off, HEAD and PATCH wait until then (time.monotonic())
 
     @property
     def offset(self) -> int:
@@ -77,9 +81,10 @@ class StorageServer:
     """The server's state: buckets, objects on disk, uploads, faults and counters."""
 
     def __init__(self, key: str = "service-key", request_delay_s: float = 0.0,
-                 bandwidth_bytes_per_s: float | None = None) -> None:
+                 bandwidth_bytes_per_s: float | None = None, lock_drain_s: float = 3.0) -> None:
         self.key = key
         self.request_delay_s, self.bandwidth_bytes_per_s = request_delay_s, bandwidth_bytes_per_s
+        self.lock_drain_s = lock_drain_s  # how long an upload stays locked after a PATCH broke off
         self.root = Path(tempfile.mkdtemp(prefix="mw-storage-server-"))
         self.buckets: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, Upload] = {}

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from tests.storage_bodies import BLOCK, encode, parse_metadata, rest_error, unwrap_multipart
+from tests.storage_bodies import BLOCK, encode, rest_error, unwrap_multipart
 from tests.storage_server import (
-    PREFIX,
     StorageServer,
-    Upload,
     drop,
     new_upload_id,
     split_path,
 )
+from tests.storage_server_tus import TusRoutes
+
+GATEWAY_HTML = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway"
+                b"</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
 
-class StorageHandler(BaseHTTPRequestHandler):
+class StorageHandler(TusRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_state: StorageServer
 
@@ -70,10 +71,25 @@ class StorageHandler(BaseHTTPRequestHandler):
             self.server_state.count(len(block))
             if drop_after is not None and got >= drop_after and left:
                 out.flush() if out is not None else None
-                drop(self.connection)
-                self.close_connection = True
+                self.cut(left)
                 return False
         return True
+
+    def cut(self, left: int) -> None:
+        """Cut the connection mid-body: silently, or (gateway fault) as a proxy in front answers when its
+        upstream resets: 502 with an HTML body, then the rest of the body read and dropped (a lingering close)."""
+        self.close_connection = True
+        if self.server_state.faults.gateway:
+            self.send_response(502, "Bad Gateway")
+            for name, value in {"Content-Type": "text/html", "Content-Length": str(len(GATEWAY_HTML)),
+                                "Connection": "close"}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(GATEWAY_HTML)
+            self.note(502)
+            while left > 0 and (block := self.rfile.read(min(BLOCK, left))):
+                left -= len(block)
+        drop(self.connection)
 
     def authorised(self, tus: bool) -> bool:
         auth = self.headers.get("Authorization")
@@ -206,90 +222,3 @@ class StorageHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
         self.server_state.delete_objects(bucket, list(body.get("prefixes", [])))
         return self.answer(200, b"[]")
-
-    # -- TUS ----------------------------------------------------------------------------------
-
-    def post_upload_resumable(self, bucket: str, path: str) -> None:
-        state = self.server_state
-        self.drain()
-        if state.faults.no_tus:
-            return self.answer(404, b"Route POST:/upload/resumable not found", "text/plain")
-        meta = parse_metadata(self.headers.get("Upload-Metadata", ""))
-        length = int(self.headers["Upload-Length"])
-        refusal = state.refusal(meta["bucketName"], length, meta["contentType"])
-        texts = {413: "Maximum size exceeded", 415: f"mime type {meta['contentType']} is not supported",
-                 404: "Bucket not found"}
-        if refusal:
-            return self.tus_fail(refusal, texts[refusal])
-        upload_id = new_upload_id()
-        file = state.root / "uploads" / upload_id
-        file.parent.mkdir(exist_ok=True)
-        file.touch()
-        state.uploads[upload_id] = Upload(meta["bucketName"], meta["objectName"], length, meta["contentType"], file)
-        location = f"http://{self.headers['Host']}{PREFIX}/upload/resumable/{upload_id}"
-        return self.answer(201, headers={"Location": location, "Tus-Resumable": "1.0.0"})
-
-    def known_upload(self, upload_id: str) -> Upload | None:
-        if self.server_state.take("forget_uploads"):
-            self.server_state.uploads.pop(upload_id, None)
-        upload = self.server_state.uploads.get(upload_id)
-        if upload is None:
-            self.drain()
-            self.tus_fail(404, "Upload not found")
-        return upload
-
-    def head_upload_resumable(self, upload_id: str, _: str) -> None:
-        upload = self.known_upload(upload_id)
-        if upload:
-            self.answer(200, headers={"Upload-Offset": str(upload.offset), "Upload-Length": str(upload.length),
-                                      "Tus-Resumable": "1.0.0", "Cache-Control": "no-store"})
-
-    def patch_upload_resumable(self, upload_id: str, _: str) -> None:
-        upload = self.known_upload(upload_id)
-        if upload is None:
-            return None
-        if not upload.lock.acquire(blocking=False):
-            self.drain()
-            return self.tus_fail(409, "File is locked")
-        try:
-            stall = self.patch_locked(upload_id, upload)
-        finally:
-            upload.lock.release()
-        if stall:  # the bytes are kept; the answer never comes
-            self.server_state.stop_event.wait(5)
-            drop(self.connection)
-            self.close_connection = True
-
-    def patch_locked(self, upload_id: str, upload: Upload) -> bool:
-        """Apply one PATCH; True when the answer should stall."""
-        state = self.server_state
-        offset, length = int(self.headers["Upload-Offset"]), int(self.headers.get("Content-Length", "0"))
-        target = state.object_file(upload.bucket, upload.path)
-        if offset != upload.offset:
-            self.drain()
-            self.tus_fail(409, "Upload-Offset conflict")
-            return False
-        if offset + length > upload.length:
-            self.drain()
-            self.tus_fail(413, "upload's size exceeded")
-            return False
-        if target.exists() and self.headers.get("x-upsert") != "true":
-            self.drain()
-            self.tus_fail(409, "The resource already exists")
-            return False
-        if state.faults.patch_delay_seconds:
-            state.stop_event.wait(state.faults.patch_delay_seconds)
-        with open(upload.file, "ab") as out:
-            if not self.read_body(out, state.take("drop_patch_after")):
-                return False
-        if state.take("stall_patches"):
-            return True
-        headers = {"Upload-Offset": str(upload.offset), "Tus-Resumable": "1.0.0"}
-        if upload.offset == upload.length:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(upload.file, target)
-            upload.completed = True
-            headers["Tus-Complete"] = "1"
-        self.answer(204, headers=headers)
-        return False
-

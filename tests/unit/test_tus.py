@@ -109,3 +109,10 @@ def test_the_overall_deadline_grows_with_the_file() -> None:
     assert transfer_seconds(600, 0) == 600
     # a 2 GiB output gets 600 s plus 2048 s: a slow but moving link is not cut off at 600 s
     assert transfer_seconds(600, 2 * 1024**3) == 600 + 2048
+
+
+def test_a_gateways_html_error_page_is_named_by_its_title_and_retried() -> None:
+    page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center>nginx</center></body></html>"
+    failure = read_failure(502, page)
+    assert (failure.status, failure.message, failure.retryable) == (502, "502 Bad Gateway", True)
+    assert read_failure(500, " plain words \n").message == "plain words"

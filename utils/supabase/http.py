@@ -38,10 +38,13 @@ class StorageHttp:
         self.session.close()
 
     def send(self, method: str, url: str, deadline: Deadline, action: str, bucket: str,
-             ok: tuple[int, ...] = (200,), size: int | None = None, **kw: Any) -> requests.Response:
-        """One HTTP request; raise Refused for an error answer, transient StorageError for network trouble."""
+             ok: tuple[int, ...] = (200,), size: int | None = None, min_read: float = 0.0,
+             **kw: Any) -> requests.Response:
+        """One HTTP request, its answer awaited at least min_read seconds (within the deadline); raise Refused
+        for an error answer, transient StorageError for network trouble."""
+        connect, read = self.limits.timeouts
         try:
-            resp = self.session.request(method, url, timeout=deadline.timeout(*self.limits.timeouts), **kw)
+            resp = self.session.request(method, url, timeout=deadline.timeout(connect, max(read, min_read)), **kw)
         except requests.RequestException as exc:
             raise StorageError(f"{action}: {type(exc).__name__}: {exc}", permanent=False) from exc
         if resp.status_code in ok:

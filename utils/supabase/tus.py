@@ -25,6 +25,9 @@ RETRY_CAP_SECONDS = 60.0
 RETRYABLE_STATUSES = frozenset({408, 409, 423, 425, 429})
 # A TUS upload URL the server no longer knows (expired after ~24 h, or forgotten).
 UPLOAD_GONE_STATUSES = frozenset({404, 410})
+# After a PATCH broke off, the server answers a HEAD only once the dead request's lock drains (3.02 s
+# measured): a HEAD waits at least twice that before it counts as timed out.
+LOCK_DRAIN_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,14 @@ def read_failure(http_status: int, body: str) -> Failure:
     if isinstance(data, dict) and str(data.get("statusCode", "")).isdigit():
         status = int(data["statusCode"])
     code = str(data.get("code") or data.get("error") or "") if isinstance(data, dict) else ""
-    message = str(data.get("message") or "") if isinstance(data, dict) and data else body.strip()[:300]
+    message = str(data.get("message") or "") if isinstance(data, dict) and data else page_title(body)[:300]
     return Failure(status=status, code=code, message=message)
+
+
+def page_title(body: str) -> str:
+    """An HTML error page (a gateway's 502) by its <title>; any other body as it is, stripped."""
+    start, end = body.find("<title>"), body.find("</title>")
+    return body[start + len("<title>"):end].strip() if 0 <= start < end else body.strip()
 
 
 def explain(failure: Failure, action: str, bucket: str, size: int | None = None) -> str:

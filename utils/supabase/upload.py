@@ -23,7 +23,7 @@ from storage3.exceptions import StorageApiError
 from utils.storage import StorageError
 from utils.supabase.http import StorageHttp
 from utils.supabase.transfer import FileSlice, NoResumableEndpoint, Refused, Transfer, UploadGone, upload_gone_on
-from utils.supabase.tus import Failure, StorageUrls, explain, object_url
+from utils.supabase.tus import LOCK_DRAIN_SECONDS, Failure, StorageUrls, explain, object_url
 
 log = structlog.get_logger("storage")
 CACHE_CONTROL = "3600"
@@ -124,7 +124,8 @@ class Uploader:
         """Send one chunk from offset (HEAD first when unknown or retrying); return the server's new offset."""
         with upload_gone_on():
             if offset is None or attempt > 0:
-                resp = self.http.send("HEAD", url, t.deadline, "checking the upload", t.bucket, headers=t.tus_base())
+                resp = self.http.send("HEAD", url, t.deadline, "checking the upload", t.bucket,
+                                      min_read=2 * LOCK_DRAIN_SECONDS, headers=t.tus_base())
                 offset = t.offset_from(resp.headers.get("Upload-Offset"))
                 if offset == t.size:
                     return offset
