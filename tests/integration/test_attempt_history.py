@@ -59,6 +59,18 @@ def test_renewals_append_a_stage_only_when_it_changes(db_url: str) -> None:
     assert times == sorted(times) and times[0] == job.attempt_started_at
 
 
+def test_the_stage_history_stops_growing_at_200_entries(db_url: str) -> None:
+    s = store(db_url, "w1")
+    job_id = s.insert_job("t.a", {}).id
+    assert s.claim_next_job() is not None
+    for n in range(250):  # a custom handler naming a new stage for every step
+        s.renew_lease(job_id, 10, f"step {n}")
+    history = stages(s, job_id)
+    assert len(history) == 200 and history[-1][0] == "step 198"
+    job = s.get_job(job_id)
+    assert job is not None and job.stage == "step 249"  # the row still says where the job is
+
+
 def test_failures_record_the_attempts_worker_and_start(db_url: str) -> None:
     first, second = store(db_url, "w1"), store(db_url, "w2")
     job_id = first.insert_job("t.a", {}, max_attempts=3).id

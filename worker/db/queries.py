@@ -48,7 +48,9 @@ update public.media_jobs
 set locked_until = now() + make_interval(secs => %(lease_seconds)s),
     progress = %(progress)s,
     stage = %(stage)s,
-    stage_history = case when stage is distinct from %(stage)s::text
+    -- Bounded: every row update goes out through Realtime whole, and a custom handler could name
+    -- stages without end. 200 entries are dozens of attempts of the built-in handlers' stages.
+    stage_history = case when stage is distinct from %(stage)s::text and jsonb_array_length(stage_history) < 200
                          then stage_history || jsonb_build_object(
                                 'stage', %(stage)s::text, 'at', now(), 'attempt', attempts, 'worker', %(holder)s::text)
                          else stage_history end
