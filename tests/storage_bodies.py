@@ -18,7 +18,7 @@ ERRORS = {
     403: ("Unauthorized", "invalid signature", "AccessDenied"),
 }
 
-multipart = threading.local()  # the `metadata` field of the multipart upload being handled on this thread
+multipart = threading.local()  # the `metadata` and `cacheControl` fields of the multipart upload on this thread
 
 
 def parse_metadata(header: str) -> dict[str, str]:
@@ -35,6 +35,7 @@ def unwrap_multipart(tmp: Path, content_type: str) -> str:
     part = head.index(b'name="file"')
     start = head.index(b"\r\n\r\n", part) + 4
     multipart.metadata = multipart_field(head, b"metadata")
+    multipart.cache_control = multipart_text(head, b"cacheControl")
     headers = head[part:start].decode(errors="replace").lower()
     mime = headers.split("content-type:")[1].split("\r\n")[0].strip() if "content-type:" in headers else ""
     end = size - len(b"\r\n--" + boundary + b"--\r\n")
@@ -51,11 +52,17 @@ def unwrap_multipart(tmp: Path, content_type: str) -> str:
 
 def multipart_field(head: bytes, name: bytes) -> Any:
     """The JSON value of a multipart form field that comes before the file, or None."""
+    text = multipart_text(head, name)
+    return None if text is None else json.loads(text)
+
+
+def multipart_text(head: bytes, name: bytes) -> str | None:
+    """The text of a multipart form field that comes before the file, or None."""
     marker = b'name="' + name + b'"'
     if marker not in head:
         return None
     start = head.index(b"\r\n\r\n", head.index(marker)) + 4
-    return json.loads(head[start:head.index(b"\r\n--", start)])
+    return head[start:head.index(b"\r\n--", start)].decode()
 
 
 def rest_error(status: int, mime: str = "", bucket_missing: bool = False) -> dict[str, str]:

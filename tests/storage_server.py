@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tests.storage_bodies import encode, multipart, parse_metadata
+from tests.storage_cache import CacheControls
 from tests.storage_link import Link, PacedReader, PacedWriter
 
 PREFIX = "/storage/v1"
@@ -97,6 +98,7 @@ class StorageServer:
         self.on_delete: Callable[[str, list[str]], None] | None = None
         self.user_metadata: dict[tuple[str, str], Any] = {}  # (bucket, path) -> the object's user metadata
         self.upload_user_metadata: dict[str, Any] = {}  # TUS upload id -> user metadata for its object
+        self.cache_control = CacheControls()  # what each object is served with as Cache-Control
         self.in_flight = self.max_in_flight = 0  # requests being handled now, and the most at once
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
@@ -227,7 +229,7 @@ class UserMetadataRoutes:
             delay = state.request_delay_s + state.faults.request_delay_seconds
             if delay:
                 state.stop_event.wait(delay)
-            multipart.metadata = None
+            multipart.metadata = multipart.cache_control = None
             super().dispatch()  # type: ignore[misc]
         finally:
             self.answered()
@@ -254,9 +256,11 @@ class UserMetadataRoutes:
             raw = self.headers.get("x-metadata")
             found = json.loads(base64.b64decode(raw)) if raw else multipart.metadata
             state.user_metadata[(bucket, path)] = found
+            state.cache_control.object_uploaded(bucket, path, self.headers.get("cache-control"), multipart.cache_control)
         elif route == "upload/resumable" and status == 201:
-            meta = parse_metadata(self.headers.get("Upload-Metadata", "")).get("metadata")
-            state.upload_user_metadata[headers["Location"].rsplit("/", 1)[1]] = json.loads(meta) if meta else None
+            upload_id, meta = headers["Location"].rsplit("/", 1)[1], parse_metadata(self.headers.get("Upload-Metadata", ""))
+            state.upload_user_metadata[upload_id] = json.loads(meta["metadata"]) if meta.get("metadata") else None
+            state.cache_control.upload_created(upload_id, meta.get("cacheControl"))
         elif route == "upload/resumable" and headers.get("Tus-Complete") and bucket in state.uploads:
             upload = state.uploads[bucket]
             state.user_metadata[(upload.bucket, upload.path)] = state.upload_user_metadata.pop(bucket, None)

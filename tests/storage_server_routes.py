@@ -185,6 +185,7 @@ class StorageHandler(TusRoutes, BaseHTTPRequestHandler):
         self.send_response(206 if start else 200)
         self.note(206 if start else 200)
         self.send_header("Content-Length", str(size - start))
+        self.send_header("Cache-Control", self.server_state.cache_control.header(bucket, path))
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()

@@ -109,6 +109,7 @@ class TusRoutes:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(upload.file, target)
             upload.completed = True
+            state.cache_control.upload_completed(upload_id, upload.bucket, upload.path)
             headers["Tus-Complete"] = "1"
         self.answer(204, headers=headers)
         return False

@@ -100,8 +100,8 @@ class Storage(Protocol):
 
     def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
                     on_progress: ProgressCallback | None = None,
-                    journal: UploadJournal | None = None) -> StoredObject:
-        """Store source at bucket/path, overwriting; resume via journal if given; raise StorageError."""
+                    journal: UploadJournal | None = None, cache_control: str | None = None) -> StoredObject:
+        """Store source at bucket/path, overwriting, cacheable cache_control s; resume via journal; raise StorageError."""
         ...
 
     def download_file(self, bucket: str, path: str, dest: Path, max_bytes: int,
@@ -239,7 +239,8 @@ class LocalStorage:
 
     def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
                     on_progress: ProgressCallback | None = None,
-                    journal: UploadJournal | None = None) -> StoredObject:
+                    journal: UploadJournal | None = None, cache_control: str | None = None) -> StoredObject:
+        del cache_control  # plain files carry no cache headers
         target = self._file(bucket, path)
         size = source.stat().st_size
         if self.rules:

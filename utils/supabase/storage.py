@@ -27,7 +27,14 @@ from utils.storage import (
     input_too_large,
 )
 from utils.supabase.http import StorageHttp
-from utils.supabase.transfer import BackgroundSha256, Refused, SupabaseSettings, Transfer, TransferLimits
+from utils.supabase.transfer import (
+    CACHE_CONTROL_SECONDS,
+    BackgroundSha256,
+    Refused,
+    SupabaseSettings,
+    Transfer,
+    TransferLimits,
+)
 from utils.supabase.tus import Deadline, StorageUrls, object_url, storage_urls, transfer_seconds
 from utils.supabase.upload import SHA256_METADATA_KEY, Uploader
 
@@ -67,11 +74,12 @@ class SupabaseStorage:
 
     def upload_file(self, bucket: str, path: str, source: Path, content_type: str,
                     on_progress: ProgressCallback | None = None,
-                    journal: UploadJournal | None = None) -> StoredObject:
+                    journal: UploadJournal | None = None, cache_control: str | None = None) -> StoredObject:
         size = source.stat().st_size
         self.bucket_rules(bucket).check(bucket, size, content_type)
         t = Transfer(bucket, path, source, content_type, size, BackgroundSha256(source),
-                     Deadline(transfer_seconds(self.limits.timeout_seconds, size)), on_progress, journal)
+                     Deadline(transfer_seconds(self.limits.timeout_seconds, size)), on_progress, journal,
+                     cache_control=cache_control or CACHE_CONTROL_SECONDS)
         self.uploader.upload(t)
         stored = self.object_size(bucket, path)
         if stored != size:

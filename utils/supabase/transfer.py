@@ -25,6 +25,9 @@ from utils.supabase.tus import (
 )
 
 log = structlog.get_logger("storage")
+# How long readers may cache a stored object, in seconds, as the Supabase clients' `cacheControl`
+# (the server serves `cache-control: max-age=N`), unless the upload asks for another.
+CACHE_CONTROL_SECONDS = "3600"
 
 
 class SupabaseSettings(Protocol):
@@ -102,6 +105,7 @@ class Transfer:
     journal: UploadJournal | None = None
     progress_log: ProgressLog = field(default_factory=ProgressLog)
     unrecorded_url: str | None = None
+    cache_control: str = CACHE_CONTROL_SECONDS
 
     def tus_base(self) -> dict[str, str]:
         # The server refuses a PATCH to an existing object without x-upsert, even if the create had it.
@@ -111,7 +115,7 @@ class Transfer:
         """Headers that create the upload, with the object's user metadata if given."""
         return {**self.tus_base(), "Upload-Length": str(self.size),
                 "Upload-Metadata": upload_metadata(self.bucket, self.path, self.content_type,
-                                                   user_metadata=user_metadata)}
+                                                   self.cache_control, user_metadata)}
 
     def record_upload(self, url: str | None = None, wait: bool = False) -> None:
         """Journal the upload URL once the file's sha256 is known (waiting for it only if asked)."""

@@ -26,7 +26,6 @@ from utils.supabase.transfer import FileSlice, NoResumableEndpoint, Refused, Tra
 from utils.supabase.tus import LOCK_DRAIN_SECONDS, Failure, StorageUrls, explain, object_url
 
 log = structlog.get_logger("storage")
-CACHE_CONTROL = "3600"
 # The object's user metadata carries the file's sha256, so a retried job can tell from the object's
 # info alone that Storage already holds this very file (`SupabaseStorage.object_digest`).
 SHA256_METADATA_KEY = "sha256"
@@ -57,7 +56,7 @@ class Uploader:
 
     def _upload_standard(self, t: Transfer) -> None:
         """One storage3 upload with upsert and an explicit content type."""
-        options = {"content-type": t.content_type, "upsert": "true", "cache-control": CACHE_CONTROL,
+        options = {"content-type": t.content_type, "upsert": "true", "cache-control": t.cache_control,
                    "metadata": {SHA256_METADATA_KEY: t.sha256.result()}}
         with open(t.source, "rb") as f, translate_storage3(t):
             self.client.from_(t.bucket).upload(t.path, f, options)  # type: ignore[arg-type]
@@ -65,7 +64,9 @@ class Uploader:
     def _upload_streamed(self, t: Transfer) -> None:
         """One raw request with the file as body and a Content-Length (no TUS on this server)."""
         metadata = json.dumps({SHA256_METADATA_KEY: t.sha256.result()}).encode()
-        headers = {"Content-Type": t.content_type, "x-upsert": "true", "cache-control": CACHE_CONTROL,
+        # A raw body's cache-control header is kept as sent, where the form field and TUS take seconds.
+        headers = {"Content-Type": t.content_type, "x-upsert": "true",
+                   "cache-control": f"max-age={t.cache_control}",
                    "Content-Length": str(t.size), "x-metadata": base64.b64encode(metadata).decode()}
         with open(t.source, "rb") as f:
             self.http.send("POST", object_url(self.urls.rest, "object", t.bucket, t.path), t.deadline, "upload",
