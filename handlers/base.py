@@ -206,6 +206,17 @@ class LiveOutput:
 
 
 @dataclass(frozen=True)
+class LivePlaylists:
+    """HLS playlists the runner publishes while ffmpeg runs, so playback starts before the job ends: ffmpeg keeps
+    the master (`master`, relative to the work directory) and the EVENT playlists it names current, and the runner
+    stores snapshots naming only segments already stored (live outputs), with a short cache-control, then records
+    when the master was stored. The handler lists the final playlists as artifacts; they replace the snapshots."""
+
+    master: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class HandlerResult:
     artifacts: list[Artifact]
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -224,6 +235,7 @@ class Handler:
     # allowed_mime_types, which Storage enforces exactly, so a missing one shows before ffmpeg runs.
     output_types: tuple[str, ...] = ()
     live_outputs: tuple[LiveOutput, ...] = ()  # uploaded while ffmpeg runs; the other artifacts once it has exited
+    live_playlists: Callable[[Any], LivePlaylists | None] | None = None  # for a payload: what to publish while it runs
 
     @property
     def needs_input(self) -> bool:

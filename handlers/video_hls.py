@@ -9,9 +9,19 @@ from typing import Annotated
 from pydantic import Field
 
 from handlers import register
-from handlers.base import Artifact, Handler, HandlerResult, InputPayload, JobContext, LiveOutput, Manifest
+from handlers.base import (
+    Artifact,
+    Handler,
+    HandlerResult,
+    InputPayload,
+    JobContext,
+    LiveOutput,
+    LivePlaylists,
+    Manifest,
+)
 from utils.ffmpeg import MediaError
 from utils.ffmpeg_commands import hls_command
+from utils.hls_playlist import as_vod
 from utils.media_plan import Accel, Rendition, hls_ladder
 from utils.verify import Expect, duration_tolerance
 
@@ -24,6 +34,7 @@ class HlsPayload(InputPayload):
     heights: list[Annotated[int, Field(ge=16, le=4320)]] = Field(default=[360, 720, 1080], min_length=1, max_length=6,
                                description="rendition heights; those above the source's are dropped")
     segment_seconds: float = Field(default=4.0, ge=1, le=10, description="target segment length")
+    progressive: bool = Field(default=False, description="playable while the job runs: EVENT playlists stored early")
 
 
 def run(payload: HlsPayload, ctx: JobContext) -> HandlerResult:
@@ -39,9 +50,11 @@ def run(payload: HlsPayload, ctx: JobContext) -> HandlerResult:
         return hls_command(ctx.media.ffmpeg_path, ctx.input_path, ctx.probe.demuxer, out_dir, ladder,
                            segment_seconds=payload.segment_seconds, frame_rate=video.frame_rate,
                            has_audio=ctx.probe.audio is not None, preset=ctx.media.web_video.preset, accel=accel,
-                           tonemap=ctx.tonemap)
+                           tonemap=ctx.tonemap, event=payload.progressive)
 
     outcome = ctx.run_ffmpeg(build)
+    if payload.progressive:
+        finish_playlists(out_dir, ladder)
     duration = ctx.probe.duration
     artifacts = ladder_artifacts(out_dir, ladder, lambda rung: Expect(
         video_codec="h264", pix_fmt="yuv420p", size=(rung.width, rung.height),
@@ -49,6 +62,21 @@ def run(payload: HlsPayload, ctx: JobContext) -> HandlerResult:
     return HandlerResult(artifacts=artifacts, metadata={**outcome.metadata(), **ctx.tonemap_metadata()},
                          manifest=Manifest(kind="hls_manifest", name="hls/manifest.json",
                                            path=out_dir / "manifest.json"))
+
+
+def finish_playlists(out_dir: Path, ladder: list[Rendition]) -> None:
+    """Turn the ended EVENT playlists of a progressive run into VOD, each replaced whole: the runner may be reading
+    it for a live snapshot at this moment."""
+    for rung in ladder:
+        playlist = out_dir / rung.name / "index.m3u8"
+        if playlist.is_file():  # a missing one fails the job when the artifacts are checked
+            written = playlist.with_name("index.m3u8.vod")
+            written.write_text(as_vod(playlist.read_text()))
+            written.replace(playlist)
+
+
+def live_playlists(payload: HlsPayload) -> LivePlaylists | None:
+    return LivePlaylists("hls/master.m3u8", PLAYLIST_TYPE) if payload.progressive else None
 
 
 def ladder_artifacts(out_dir: Path, ladder: list[Rendition],
@@ -78,4 +106,4 @@ def rendition_artifacts(out_dir: Path, rung: Rendition, expect: Expect | None) -
 HANDLER = register(Handler("video.hls", HlsPayload, run,
                            "HLS ladder (360p/720p/1080p, never upscaled) with aligned keyframes and a master playlist.",
                            output_types=(PLAYLIST_TYPE, SEGMENT_TYPE, MANIFEST_TYPE),
-                           live_outputs=(LiveOutput("hls/*/seg_*.ts", SEGMENT_TYPE),)))
+                           live_outputs=(LiveOutput("hls/*/seg_*.ts", SEGMENT_TYPE),), live_playlists=live_playlists))

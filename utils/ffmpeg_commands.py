@@ -228,14 +228,14 @@ def audio_extract_command(ffmpeg_path: str, src: Path, demuxer: str, dest: Path,
 
 def hls_command(ffmpeg_path: str, src: Path, demuxer: str, out_dir: Path, ladder: list[Rendition], *,
                 segment_seconds: float, frame_rate: float | None, has_audio: bool, preset: str,
-                accel: Accel = CPU, tonemap: Tonemap | None = None) -> list[str]:
-    """Every rendition from one decode: split + var_stream_map, keyframes aligned on segment boundaries."""
+                accel: Accel = CPU, tonemap: Tonemap | None = None, event: bool = False) -> list[str]:
+    """Every rendition from one decode: split + var_stream_map, keyframes aligned; `event`: playlists kept current."""
     inp = open_input(src, demuxer, accel)
     # Tone-map once, at the top rung's (even) size: odd HDR sizes cannot be converted, and smaller is cheaper.
     video = inp.video if tonemap is None else _sdr(_scale_even(inp.video, max(r.height for r in ladder)), tonemap)
     videos = video.filter_multi_output("split", len(ladder))
     audios = inp.audio.filter_multi_output("asplit", len(ladder)) if has_audio else None
-    streams, args, variants = [], _tagged(_hls_args(out_dir, segment_seconds, frame_rate, accel), tonemap), []
+    streams, args, variants = [], _tagged(_hls_args(out_dir, segment_seconds, frame_rate, accel, event), tonemap), []
     for i, rung in enumerate(ladder):
         streams.append(_for_encoder(videos[i].filter("scale", w=rung.width, h=rung.height).filter("setsar", 1), accel))
         args.update(h264_bitrate_args(accel, i, rung.video_kbps, preset))
@@ -250,13 +250,13 @@ def _tagged(args: dict[str, Any], tonemap: Tonemap | None) -> dict[str, Any]:
     return {**args, **SDR_TAGS} if tonemap is not None else args
 
 
-def _hls_args(out_dir: Path, segment_seconds: float, frame_rate: float | None, accel: Accel) -> dict[str, Any]:
+def _hls_args(out_dir: Path, segment_seconds: float, frame_rate: float | None, accel: Accel, event: bool) -> dict[str, Any]:
     gop = gop_frames(frame_rate, segment_seconds)
     # temp_file: a segment gets its name once complete, so it is stored while the encode runs, never half-written.
     args: dict[str, Any] = {
-        "f": "hls", "hls_time": segment_seconds, "hls_playlist_type": "vod", "hls_flags": "independent_segments+temp_file",
-        "hls_segment_filename": str(out_dir / "%v" / "seg_%03d.ts"), "master_pl_name": "master.m3u8",
-        "force_key_frames": keyframe_expr(segment_seconds), "g": gop, "keyint_min": gop,
+        "f": "hls", "hls_time": segment_seconds, "hls_flags": "independent_segments+temp_file",
+        "hls_playlist_type": "event" if event else "vod", "hls_segment_filename": str(out_dir / "%v" / "seg_%03d.ts"),
+        "master_pl_name": "master.m3u8", "force_key_frames": keyframe_expr(segment_seconds), "g": gop, "keyint_min": gop,
         "c:a": "aac", "b:a": "128k", "ac": 2, "map_metadata": -1,
     }
     # Scene cuts would add keyframes that differ between renditions.

@@ -67,6 +67,7 @@ class Upload:
     path: Path
     content_type: str
     identity: tuple[int, int, int]
+    cache_control: str | None = None  # seconds readers may cache it; None: the backend's default
 
 
 class DeliveryProgress(UploadProgress):
@@ -126,9 +127,10 @@ class Delivery:
         if self._failure is not None:
             raise self._failure
 
-    def submit(self, name: str, path: Path, content_type: str, identity: tuple[int, int, int] | None = None) -> None:
+    def submit(self, name: str, path: Path, content_type: str, identity: tuple[int, int, int] | None = None,
+               cache_control: str | None = None) -> None:
         """Queue a finished file for upload, unless this very file is queued already."""
-        upload = Upload(name, path, content_type, identity or file_identity(path))
+        upload = Upload(name, path, content_type, identity or file_identity(path), cache_control)
         with self._changed:
             if self._queued.get(path) == upload:
                 return
@@ -145,6 +147,16 @@ class Delivery:
         for artifact in artifacts:
             self.submit(artifact.name, artifact.path, artifact.content_type)
         return [self._wait_for(artifact.path) for artifact in artifacts]
+
+    def is_stored(self, path: Path) -> bool:
+        """True once the file last queued from path is stored."""
+        with self._changed:
+            done = self._done.get(path)
+            return done is not None and done[0] == self._queued.get(path)
+
+    def wait_stored(self, path: Path) -> StoredObject:
+        """Wait until the file queued from path is stored; raise the first failure or the job's interrupt."""
+        return self._wait_for(path)
 
     def close(self, abort: bool = False) -> None:
         """Stop taking files (and, if abort, the uploads in flight, between chunks); join every thread."""
@@ -204,7 +216,7 @@ class Delivery:
         if found is None:
             started = time.monotonic()
             found = storage.upload_file(self.dest.bucket, path, upload.path, upload.content_type,
-                                        self.progress.for_file(str(upload.path)), self.journal)
+                                        self.progress.for_file(str(upload.path)), self.journal, upload.cache_control)
             metrics.UPLOAD_SECONDS.inc(time.monotonic() - started)
             metrics.UPLOAD_BYTES.inc(found.size)
         self.progress.stored(str(upload.path), found.size)

@@ -40,6 +40,7 @@ from worker.errors import (
 )
 from worker.job_checks import check_input_owner, check_storable, verify_artifacts
 from worker.live_outputs import LiveOutputWatch
+from worker.live_playlists import LivePlaylistPublisher
 from worker.logs import log
 from worker.outcome import (
     FINAL_STATES,
@@ -140,7 +141,7 @@ class JobRunner:
                 self._delivery(job, control) as delivery:
             ctx, metadata = self._context(job, payload, work, control, delivery)
             control.set_stage("processing", 5)
-            output = self._run_handler(handler, payload, ctx, work.path, delivery)
+            output = self._run_handler(handler, payload, ctx, work.path, delivery, control)
             check_storable(job.type, [metadata, output.metadata, *(a.meta for a in output.artifacts)])
             control.set_stage("verifying", 85)
             verify_artifacts(self.media.ffprobe_path, output.artifacts)  # live outputs go on uploading meanwhile
@@ -168,10 +169,13 @@ class JobRunner:
         return JobContext(input_path, probed, work_dir, self.media, report, should_stop), probed.to_metadata()
 
     def _run_handler(self, handler: Handler, payload: Any, ctx: JobContext | TaskContext, work_dir: Path,
-                     delivery: Delivery) -> HandlerResult:
-        """Run the handler, storing its live outputs while it runs; an upload that failed is what is raised."""
+                     delivery: Delivery, control: JobControl) -> HandlerResult:
+        """Run the handler, storing its live outputs (and live playlists, for progressive playback) while it runs;
+        an upload that failed is what is raised."""
         started = time.monotonic()
-        with LiveOutputWatch(work_dir, handler.live_outputs, delivery.submit):
+        spec = handler.live_playlists(payload) if handler.live_playlists else None
+        with LiveOutputWatch(work_dir, handler.live_outputs, delivery.submit), \
+                LivePlaylistPublisher(work_dir, spec, delivery, lambda: control.set_stage("playable")) as live:
             try:
                 output = handler.run(payload, ctx)
             except FFmpegStopped:
@@ -179,6 +183,8 @@ class JobRunner:
                 raise
         if isinstance(ctx, JobContext) and ctx.probe.duration > 0:
             metrics.FFMPEG_SPEED.observe(ctx.probe.duration / max(time.monotonic() - started, 1e-3))
+        if live.playable_at is not None:
+            return HandlerResult(output.artifacts, {**output.metadata, "playable_at": live.playable_at}, output.manifest)
         return output
 
     def _fetch_input(self, payload: InputPayload, work_dir: Path, control: JobControl) -> tuple[Path, ProbeResult]:
