@@ -1,6 +1,6 @@
 """Benchmark delivery: a job whose uploads overlap the encode vs bare ffmpeg vs encode-then-upload.
 
-    python bench/delivery.py [--seconds 60] [--size 1920x1080] [--delays-ms 0,40] [--mbit 0] [--types video.hls]
+    python bench/delivery.py [--seconds 60] [--size 1920x1080] [--delays-ms 0,40] [--mbit 0 (uplink cap)] [--types video.hls]
 
 For each job type and each per-request delay of the local Storage test server (tests/storage_server.py, in its
 own process), prints: bare ffmpeg with the very command the worker ran (captured by a wrapper on FFMPEG_PATH);
@@ -43,10 +43,15 @@ exec ffmpeg "$@"
 
 def serve(delay_ms: float, mbit: float) -> None:
     """Child: run the Storage server with this network until stdin closes."""
+    from tests.storage_link import Link
     from tests.storage_server import StorageServer
 
     server = StorageServer(KEY, request_delay_s=delay_ms / 1000,
-                           bandwidth_bytes_per_s=mbit * 125_000 if mbit else None).start()
+                           bandwidth_bytes_per_s=mbit * 125_000 if mbit else None)
+    # The cap models the worker's uplink: the job's input download, which bare ffmpeg does not make,
+    # must not be what the comparison measures.
+    server.downlink = Link(lambda: None, server.stop_event)
+    server.start()
     server.add_bucket("media-uploads")
     server.add_bucket("media-outputs", 2 * 1024**3, sorted(set(TYPES.values())))
     print(server.url, flush=True)
@@ -161,7 +166,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--delays-ms", default="0,40")
-    parser.add_argument("--mbit", type=float, default=0, help="bandwidth cap each way (0: none)")
+    parser.add_argument("--mbit", type=float, default=0, help="cap on what the worker sends (uploads; 0: none)")
     parser.add_argument("--concurrency", type=int, default=4, help="UPLOAD_CONCURRENCY")
     parser.add_argument("--types", default="video.hls,video.process")
     args = parser.parse_args()
