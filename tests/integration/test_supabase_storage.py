@@ -103,6 +103,21 @@ def test_small_files_go_through_storage3_with_content_type_and_upsert(server: St
     assert server.without_length == 0
 
 
+@pytest.mark.parametrize("size", [100_000, 3 * MiB], ids=["single request", "tus"])
+def test_an_upload_sends_no_request_beyond_the_upload_itself(server: StorageServer, tmp_path: Path,
+                                                             size: int) -> None:
+    """Each request costs a round trip per file (hundreds per HLS job): the answer to the upload
+    itself says the object is stored, so nothing asks again."""
+    source = random_file(tmp_path / "v.mp4", size)
+    storage = storage_for(server, chunk=MiB, threshold=MiB)
+    storage.bucket_rules("media-outputs")
+    storage.upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4")
+    # The bucket rules' GET may be logged after the upload began: the server logs once it answered.
+    methods = [method for method, path, _, _ in server.log if "/bucket/" not in path]
+    assert methods == (["POST"] if size < MiB else ["POST", "PATCH", "PATCH", "PATCH"])
+    assert server.object_file("media-outputs", "u/j/v.mp4").stat().st_size == size
+
+
 def test_a_stalled_answer_times_out_and_the_upload_continues_from_the_servers_offset(
         server: StorageServer, tmp_path: Path) -> None:
     source = random_file(tmp_path / "v.mp4", 3 * MiB + 5)
