@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from worker.config import Settings
 from worker.dashboard import actions, pages
+from worker.dashboard.totals import AllTimeCounts
 from worker.dashboard.web import CSRF_COOKIE, templates
 from worker.db.dashboard import DashboardStore
 from worker.errors import DatabaseUnavailable
@@ -80,7 +82,17 @@ def database_unavailable(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, url: str) -> Starlette:
     """The dashboard on the migrated database at `url`."""
-    app = Starlette(routes=[
+    totals = AllTimeCounts(lambda: DashboardStore(url, "dashboard-counts", settings.worker_lease_seconds))
+
+    @asynccontextmanager
+    async def counting(_: Starlette) -> AsyncIterator[None]:
+        totals.start()
+        try:
+            yield
+        finally:
+            totals.stop()
+
+    app = Starlette(lifespan=counting, routes=[
         Route("/healthz", healthz),
         *pages.ROUTES,
         *actions.ROUTES,
@@ -89,6 +101,7 @@ def create_app(settings: Settings, url: str) -> Starlette:
     state: Any = app.state
     state.settings = settings
     state.store = DashboardStore(url, "dashboard", settings.worker_lease_seconds)
+    state.totals = totals
     state.templates = templates()
     state.csrf = secrets.token_urlsafe(32)
     state.storage = None  # opened on the first file request (worker/dashboard/actions.py)

@@ -64,7 +64,10 @@ def overview(request: Request) -> Response:
     figures = type_figures(counts, finished, workers_by_type(lists, types))
     totals = {status: sum(f.counts.get(status, 0) for f in figures) for status in STATUSES}
     chart = {f.type: (charts.throughput_chart(f.hours), charts.duration_points(f.hours)) for f in figures}
+    counted = request.app.state.totals
     return page(request, "overview", {"figures": figures, "totals": totals, "charts": chart,
+                                      "all_time": counted.counts, "all_time_totals": counted.by_status(),
+                                      "all_time_as_of": counted.as_of, "now": datetime.now(UTC),
                                       "all_jobs": store.estimated_rows(),
                                       "live_workers": len(lists), "statuses": STATUSES,
                                       "live": ("pending", "processing")})

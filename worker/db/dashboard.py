@@ -13,7 +13,7 @@ from uuid import UUID
 
 import psycopg
 
-from worker.db import queries_dashboard
+from worker.db import queries_dashboard, queries_operations
 from worker.db.workers import WorkerStore
 
 
@@ -53,6 +53,11 @@ class DashboardStore(WorkerStore):
     def live_counts(self) -> list[dict[str, Any]]:
         """Pending and processing jobs by type and status, with each type's oldest pending job's age in seconds."""
         return self._execute(queries_dashboard.LIVE_COUNTS, {})
+
+    def all_time_counts(self) -> list[dict[str, Any]]:
+        """Jobs by type and status over the whole table (`status`'s count): reads every row, so the
+        dashboard runs it in the background (worker/dashboard/totals.py)."""
+        return self._execute(queries_operations.QUEUE_COUNTS, {})
 
     def estimated_rows(self) -> int:
         """About how many rows media_jobs holds (the planner's estimate)."""
