@@ -146,17 +146,13 @@ class Delivery:
         self.progress.expect(sum(a.path.stat().st_size for a in artifacts))
         for artifact in artifacts:
             self.submit(artifact.name, artifact.path, artifact.content_type)
-        return [self._wait_for(artifact.path) for artifact in artifacts]
+        return [self.wait_stored(artifact.path) for artifact in artifacts]
 
     def is_stored(self, path: Path) -> bool:
         """True once the file last queued from path is stored."""
         with self._changed:
             done = self._done.get(path)
             return done is not None and done[0] == self._queued.get(path)
-
-    def wait_stored(self, path: Path) -> StoredObject:
-        """Wait until the file queued from path is stored; raise the first failure or the job's interrupt."""
-        return self._wait_for(path)
 
     def close(self, abort: bool = False) -> None:
         """Stop taking files (and, if abort, the uploads in flight, between chunks); join every thread."""
@@ -168,7 +164,8 @@ class Delivery:
             thread.join()
         self._threads = []
 
-    def _wait_for(self, path: Path) -> StoredObject:
+    def wait_stored(self, path: Path) -> StoredObject:
+        """Wait until the file queued from path is stored; raise the first failure or the job's interrupt."""
         with self._changed:
             while True:
                 self.control.check()

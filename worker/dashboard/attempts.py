@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.dashboard.views import age
 from worker.db.jobs import Job
 
 # Stage entries that end an attempt without an errors entry: a release (not counted) and a cancel.
@@ -123,7 +124,7 @@ def _from_run(job: Job, run: _Run, error: dict[str, Any] | None, later: datetime
     elif ending is not None:
         ended, outcome = when(ending.get("at")), ENDINGS[str(ending.get("stage"))]
     elif is_last and job.status == "processing":
-        ended, outcome = None, f"running: {job.stage or ''} {job.progress:.0f}%"
+        ended, outcome = None, _running(job)
     elif is_last and job.status in FINISHED:
         ended, outcome = job.completed_at, job.error or job.status
     else:
@@ -152,10 +153,14 @@ def _from_row(job: Job) -> list[Attempt]:
     """The row's attempt when stage_history has none of it."""
     if job.status == "processing":
         return [Attempt(job.attempts, job.locked_by or "", job.attempt_started_at, None,
-                        f"running: {job.stage or ''} {job.progress:.0f}%")]
+                        _running(job))]
     if job.status in ("completed", "cancelled") and job.attempts:
         return [Attempt(job.attempts, "", job.attempt_started_at, job.completed_at, job.error or job.status)]
     return []
+
+
+def _running(job: Job) -> str:
+    return f"running: {job.stage or ''} {job.progress:.0f}%"
 
 
 def worker_named(error: str) -> str:
@@ -174,9 +179,4 @@ def duration(seconds: float | None) -> str:
     """A stage's length: 0.4s, 12s, 3.5m."""
     if seconds is None:
         return ""
-    if seconds < 10:
-        return f"{max(seconds, 0):.1f}s"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
+    return f"{max(seconds, 0):.1f}s" if seconds < 10 else age(seconds)
