@@ -109,10 +109,6 @@ class Storage(Protocol):
         """Write bucket/path to dest; refuse objects over max_bytes; return the size."""
         ...
 
-    def object_size(self, bucket: str, path: str) -> int | None:
-        """The object's size in bytes, or None if it does not exist."""
-        ...
-
     def object_digest(self, bucket: str, path: str) -> ObjectDigest | None:
         """The object's size and sha256 (None if unknown), or None if it does not exist; one cheap request."""
         ...
@@ -273,10 +269,6 @@ class LocalStorage:
             need.bytes = size
             written, _ = copy_with_sha256(src, dst, size, on_progress)
         return written
-
-    def object_size(self, bucket: str, path: str) -> int | None:
-        target = self._file(bucket, path)
-        return target.stat().st_size if target.is_file() else None
 
     def object_digest(self, bucket: str, path: str) -> ObjectDigest | None:
         target = self._file(bucket, path)

@@ -48,7 +48,7 @@ def test_a_planted_link_to_a_file_outside_the_bucket_is_never_read(tmp_path: Pat
     (root / "media-uploads" / "u" / "clip.mp4").symlink_to(outside)
     storage = LocalStorage(root)
     for call in (lambda: storage.download_file("media-uploads", "u/clip.mp4", tmp_path / "in", 1 << 20),
-                 lambda: storage.object_size("media-uploads", "u/clip.mp4"),
+                 lambda: storage.object_digest("media-uploads", "u/clip.mp4"),
                  lambda: storage.signed_url("media-uploads", "u/clip.mp4", 60),
                  lambda: storage.delete("media-uploads", ["u/clip.mp4"])):
         with pytest.raises(StorageError) as info:
@@ -84,7 +84,7 @@ def test_a_symbolic_link_loop_is_refused_not_a_crash(tmp_path: Path) -> None:
     (folder / "a").symlink_to("b")
     (folder / "b").symlink_to("a")
     with pytest.raises(StorageError) as info:
-        LocalStorage(tmp_path / "storage").object_size("media-uploads", "a")
+        LocalStorage(tmp_path / "storage").object_digest("media-uploads", "a")
     assert info.value.permanent
 
 

@@ -238,9 +238,10 @@ def test_signed_urls_are_absolute_and_readable_without_credentials(server: Stora
 def test_info_and_delete(server: StorageServer) -> None:
     server.put_object("media-outputs", "u/j/v.mp4", b"12345")
     storage = storage_for(server)
-    assert storage.object_size("media-outputs", "u/j/v.mp4") == 5
+    found = storage.object_digest("media-outputs", "u/j/v.mp4")
+    assert found is not None and found.size == 5
     storage.delete("media-outputs", ["u/j/v.mp4", "u/j/missing.mp4"])
-    assert storage.object_size("media-outputs", "u/j/v.mp4") is None
+    assert storage.object_digest("media-outputs", "u/j/v.mp4") is None
 
 
 RSS_PROBE = textwrap.dedent("""

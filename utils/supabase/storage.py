@@ -96,10 +96,6 @@ class SupabaseStorage:
             return self.http.retrying(lambda n: self._download_rest(url, out, bucket, path, max_bytes, deadline,
                                                                     on_progress, need), deadline, "download")
 
-    def object_size(self, bucket: str, path: str) -> int | None:
-        digest = self.object_digest(bucket, path)
-        return digest.size if digest else None
-
     def object_digest(self, bucket: str, path: str) -> ObjectDigest | None:
         """From the object's info: its size, and the sha256 the worker put in its user metadata on upload."""
         deadline = Deadline(self.limits.timeout_seconds)
