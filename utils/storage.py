@@ -78,21 +78,21 @@ class ObjectDigest:
 
 @dataclass(frozen=True)
 class UploadRecord:
-    """A resumable upload in flight: its URL and the file it carries (size, sha256)."""
+    """A resumable upload: its URL, the file it carries (size, sha256), and whether it finished."""
 
     url: str
     size: int
     sha256: str
+    stored: bool = False
 
 
 class UploadJournal(Protocol):
-    """Where a backend keeps resumable upload URLs, so a later attempt can continue one."""
+    """Where a backend keeps resumable uploads, so a later attempt can continue one, or skip it when
+    it finished."""
 
     def load(self, bucket: str, path: str) -> UploadRecord | None: ...
 
     def save(self, bucket: str, path: str, record: UploadRecord) -> None: ...
-
-    def clear(self, bucket: str, path: str) -> None: ...
 
 
 class Storage(Protocol):

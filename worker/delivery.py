@@ -220,16 +220,25 @@ class Delivery:
         return found
 
     def _already_stored(self, storage: Storage, path: str, upload: Upload) -> StoredObject | None:
-        """The object at path if Storage holds this very file (same size and sha256), else None."""
+        """The object at path if Storage holds this very file (same size and sha256), else None. The
+        sha256 is the object's own (single-request uploads) or, for a finished resumable upload of
+        this job, the journal's."""
         held = storage.object_digest(self.dest.bucket, path)
         size = upload.identity[1]
-        if held is None or held.sha256 is None or held.size != size:
+        if held is None or held.size != size:
+            return None
+        expected = held.sha256 or self._journaled_sha256(path, size)
+        if expected is None:
             return None
         sha256 = file_sha256(upload.path)
-        if held.sha256 != sha256:
+        if expected != sha256:
             return None
         log.info("upload_skipped", path=upload.name, reason="stored by an earlier attempt", size=size)
         return StoredObject(self.dest.bucket, path, size, sha256, upload.content_type)
+
+    def _journaled_sha256(self, path: str, size: int) -> str | None:
+        record = self.journal.load(self.dest.bucket, path)
+        return record.sha256 if record and record.stored and record.size == size else None
 
 
 def check_outputs(artifacts: list[Artifact]) -> None:

@@ -16,7 +16,8 @@ UPLOAD_PROGRESS_END = 99.0
 
 
 class JobUploadJournal:
-    """Keeps a job's resumable upload URLs in public.media_job_uploads, so a retry can resume them."""
+    """Keeps a job's resumable uploads in public.media_job_uploads, so a retry can resume them, or skip
+    those that finished."""
 
     def __init__(self, store: JobStore, job_id: UUID) -> None:
         self.store, self.job_id = store, job_id
@@ -26,10 +27,7 @@ class JobUploadJournal:
         return UploadRecord(*found) if found else None
 
     def save(self, bucket: str, path: str, record: UploadRecord) -> None:
-        self.store.save_upload(self.job_id, bucket, path, record.url, record.size, record.sha256)
-
-    def clear(self, bucket: str, path: str) -> None:
-        self.store.clear_upload(self.job_id, bucket, path)
+        self.store.save_upload(self.job_id, bucket, path, record.url, record.size, record.sha256, record.stored)
 
 
 class UploadStopped(Exception):

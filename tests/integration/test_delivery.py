@@ -227,11 +227,20 @@ def test_a_retry_skips_the_outputs_stored_with_the_same_size_and_sha256(
     runners.append(Runner(store, settings_for(tmp_path, server, UPLOAD_CONCURRENCY=2,
                                               UPLOAD_RESUMABLE_THRESHOLD_MB=threshold)))
     first = claim(store, "test.delivery_files", {"files": files(6, 30_000)})
-    assert isinstance(runners[0].run(first), Completed)
+    stored_first = runners[0].run(first)
+    assert isinstance(stored_first, Completed)
     folder = f"anonymous/{first.id}"
     assert not server.requests("GET", "/object/info/"), "a first attempt asks nothing before or after uploading"
+    if route == "resumable":  # the object carries no sha256; the job's journal vouches for what it stored
+        rows = db.execute("select path, size, sha256, stored_at is not null as stored from public.media_job_uploads"
+                          " where job_id = %s order by path", (first.id,)).fetchall()
+        assert [(r["path"], r["size"], r["stored"]) for r in rows] == [
+            (f"{folder}/part_{n:02d}.mp4", 30_000 + n, True) for n in range(6)]
+        assert [r["sha256"] for r in rows] == [o["sha256"] for o in stored_first.result["outputs"]]
     server.delete_objects("media-outputs", [f"{folder}/part_00.mp4"])
-    server.put_object("media-outputs", f"{folder}/part_01.mp4", b"x" * 30_001)  # same size, other bytes
+    # Other bytes: of the same size where the object's metadata decides (a resumable upload's journal
+    # cannot see a same-size overwrite by someone else: docs/storage.md).
+    server.put_object("media-outputs", f"{folder}/part_01.mp4", b"x" * (30_002 if route == "resumable" else 30_001))
     server.user_metadata[("media-outputs", f"{folder}/part_02.mp4")] = {"sha256": "0" * 64}
     sent = len(server.log)
     outcome = runners[0].run(take_back(db, store, first))
@@ -245,6 +254,33 @@ def test_a_retry_skips_the_outputs_stored_with_the_same_size_and_sha256(
     for output in outcome.result["outputs"]:
         stored = server.object_file("media-outputs", output["path"])
         assert output["sha256"] == sha256(stored) and output["size"] == stored.stat().st_size
+
+
+def test_a_new_upload_of_a_path_unmarks_the_finished_one_before_its_first_byte(
+        db: psycopg.Connection[Any], store: JobStore, server: StorageServer, tmp_path: Path,
+        runners: list[Runner]) -> None:
+    """A crash between the new upload's last byte and its journal entry must not leave the old entry
+    vouching for bytes that are no longer there."""
+    runners.append(Runner(store, settings_for(tmp_path, server, UPLOAD_CHUNK_SIZE_MB=1,
+                                              UPLOAD_RESUMABLE_THRESHOLD_MB=0)))
+    first = claim(store, "test.delivery_files", {"files": files(1, 3 * MiB)})
+    assert isinstance(runners[0].run(first), Completed)
+    path = f"anonymous/{first.id}/part_00.mp4"
+    server.delete_objects("media-outputs", [path])
+    server.faults.patch_delay_seconds = 0.5
+    patches = server.patches
+    again = take_back(db, store, first)
+    ended: list[Outcome] = []
+    running = threading.Thread(target=lambda: ended.append(runners[0].run(again)))
+    running.start()
+    try:
+        wait_for(lambda: server.patches > patches, "the new upload's first chunk under way")
+        stored = db.execute("select stored_at is not null as stored from public.media_job_uploads where path = %s",
+                            (path,)).fetchone()
+    finally:
+        running.join(timeout=60)
+    assert stored == {"stored": False}
+    assert isinstance(ended[0], Completed) and server.object_file("media-outputs", path).stat().st_size == 3 * MiB
 
 
 def test_a_retry_with_local_storage_leaves_identical_outputs_alone(

@@ -160,10 +160,16 @@ def test_an_upload_journal_resumes_the_same_file_and_ignores_a_different_one(
     storage.upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4", journal=journal)
     assert len(server.requests("POST", "/upload/resumable")) == 1, "resumed, not restarted"
     assert server.bytes_received <= source.stat().st_size + MiB
-    assert journal.saved == {} and sha256(server.object_file("media-outputs", "u/j/v.mp4")) == sha256(source)
+    assert sha256(server.object_file("media-outputs", "u/j/v.mp4")) == sha256(source)
+    finished = journal.saved[("media-outputs", "u/j/v.mp4")]
+    assert (finished.size, finished.sha256, finished.stored) == (3 * MiB, sha256(source), True)
     journal.saved[("media-outputs", "u/j/w.mp4")] = UploadRecord(server.url + "/nowhere", 3 * MiB, "0" * 64)
     storage.upload_file("media-outputs", "u/j/w.mp4", source, "video/mp4", journal=journal)
     assert len(server.requests("POST", "/upload/resumable")) == 2, "a record for other bytes is not used"
+    server.delete_objects("media-outputs", ["u/j/v.mp4"])
+    storage.upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4", journal=journal)
+    assert len(server.requests("POST", "/upload/resumable")) == 3, "a finished upload is never resumed"
+    assert sha256(server.object_file("media-outputs", "u/j/v.mp4")) == sha256(source)
 
 
 class MemoryJournal:
@@ -175,9 +181,6 @@ class MemoryJournal:
 
     def save(self, bucket: str, path: str, record: UploadRecord) -> None:
         self.saved[(bucket, path)] = record
-
-    def clear(self, bucket: str, path: str) -> None:
-        self.saved.pop((bucket, path), None)
 
 
 @pytest.mark.parametrize(("limit", "mimes", "expected"), [

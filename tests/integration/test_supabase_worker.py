@@ -110,7 +110,8 @@ def test_a_worker_killed_mid_upload_is_resumed_from_the_stored_offset(
     stored = server.object_file("media-outputs", f"anonymous/{job_id}/blob.mp4")
     assert sha256(stored) == row["result"]["outputs"][0]["sha256"]
     with __import__("psycopg").connect(db_url) as conn:
-        assert conn.execute("select count(*) from public.media_job_uploads").fetchone() == (0,)
+        journal = conn.execute("select sha256, stored_at is not null from public.media_job_uploads").fetchall()
+    assert journal == [(row["result"]["outputs"][0]["sha256"], True)], "the finished upload, marked stored"
 
 
 def test_a_cancel_stops_a_long_upload_between_chunks(

@@ -43,15 +43,20 @@ class Journal:
     def save(self, bucket: str, path: str, record: UploadRecord) -> None:
         self.saved.append(record)
 
-    def clear(self, bucket: str, path: str) -> None:
-        pass
 
-
-def test_the_upload_url_is_journaled_with_the_files_hash(tmp_path: Path) -> None:
+def test_the_upload_url_is_journaled_once_with_the_files_hash_then_marked_stored(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10)
     journal = Journal()
     t = Transfer("b", "p", path, "video/mp4", 10, BackgroundSha256(path), Deadline(60), journal=journal)
-    t.record_upload("http://s/upload/1", wait=True)
+    t.use_upload("http://s/upload/1", recorded=False)
+    t.record_upload(wait=True)
     t.record_upload()
-    assert journal.saved == [UploadRecord("http://s/upload/1", 10, hashlib.sha256(b"x" * 10).hexdigest())]
+    t.record_stored()
+    sha = hashlib.sha256(b"x" * 10).hexdigest()
+    assert journal.saved == [UploadRecord("http://s/upload/1", 10, sha), UploadRecord("http://s/upload/1", 10, sha, True)]
+
+
+def test_the_create_request_does_not_wait_for_the_hash(tmp_path: Path) -> None:
+    t = Transfer("b", "p", tmp_path / "f", "video/mp4", 10, BackgroundSha256(tmp_path / "f"), Deadline(60))
+    assert "sha256" not in str(t.tus_headers()) and "metadata " not in t.tus_headers()["Upload-Metadata"]

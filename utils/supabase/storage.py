@@ -84,8 +84,6 @@ class SupabaseStorage:
         # the size, or the single upload with 200, after storing the object. On a 40 ms link that
         # request cost each HLS segment 40 ms more (bench/delivery.py).
         self.uploader.upload(t)
-        if journal:
-            journal.clear(bucket, path)
         return StoredObject(bucket, path, size, t.sha256.result(), content_type)
 
     def download_file(self, bucket: str, path: str, dest: Path, max_bytes: int,

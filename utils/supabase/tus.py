@@ -61,13 +61,9 @@ def object_url(rest: str, route: str, bucket: str, path: str = "") -> str:
     return f"{rest}/{route}/{quote(bucket, safe='')}{tail}"
 
 
-def upload_metadata(bucket: str, path: str, content_type: str, cache_control: str = "3600",
-                    user_metadata: dict[str, str] | None = None) -> str:
-    """The TUS Upload-Metadata header: comma-separated `key base64(value)` pairs; the object's user
-    metadata goes in `metadata` as JSON."""
+def upload_metadata(bucket: str, path: str, content_type: str, cache_control: str = "3600") -> str:
+    """The TUS Upload-Metadata header: comma-separated `key base64(value)` pairs."""
     pairs = {"bucketName": bucket, "objectName": path, "contentType": content_type, "cacheControl": cache_control}
-    if user_metadata:
-        pairs["metadata"] = json.dumps(user_metadata)
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
 
 

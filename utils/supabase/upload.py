@@ -10,7 +10,7 @@ import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import IO
 
@@ -26,8 +26,9 @@ from utils.supabase.transfer import FileSlice, NoResumableEndpoint, Refused, Tra
 from utils.supabase.tus import LOCK_DRAIN_SECONDS, Failure, StorageUrls, explain, object_url
 
 log = structlog.get_logger("storage")
-# The object's user metadata carries the file's sha256, so a retried job can tell from the object's
-# info alone that Storage already holds this very file (`SupabaseStorage.object_digest`).
+# A single-request upload's object carries the file's sha256 in its user metadata, so a retried job
+# can tell from the object's info alone that Storage already holds this very file
+# (`SupabaseStorage.object_digest`). A TUS upload's hash goes to the job's journal instead.
 SHA256_METADATA_KEY = "sha256"
 
 
@@ -73,16 +74,22 @@ class Uploader:
                            t.bucket, size=t.size, data=FileSlice(f, 0, t.size), headers=headers)
 
     def _upload_resumable(self, t: Transfer) -> None:
-        """TUS: resume the journal's upload if it carries this very file, else create one; send every byte."""
+        """TUS: resume the journal's unfinished upload if it carries this very file, else create one;
+        send every byte. A finished one is never resumed: its object may have gone since."""
         record = t.journal.load(t.bucket, t.path) if t.journal else None
-        url = record.url if record and (record.size, record.sha256) == (t.size, t.sha256.result()) else None
-        if url:
+        if t.journal and record and record.stored:
+            # The object is about to change: a crash before this upload is journalled must not leave
+            # a record that vouches for the old bytes.
+            t.journal.save(t.bucket, t.path, replace(record, stored=False))
+        elif record and (record.size, record.sha256) == (t.size, t.sha256.result()):
+            t.use_upload(record.url, recorded=True)
             log.info("upload_resuming", bucket=t.bucket, path=t.path)
         try:
-            self._upload_tus(t, url)
+            self._upload_tus(t, t.upload_url)
         except StorageError:
             t.record_upload(wait=True)  # so that a retry of the job can continue this upload
             raise
+        t.record_stored()
 
     def _upload_tus(self, t: Transfer, url: str | None) -> None:
         for _ in range(self.http.limits.max_retries + 1):
@@ -100,7 +107,7 @@ class Uploader:
         raise StorageError(f"resumable upload of {t.bucket}/{t.path} kept vanishing on the server", permanent=False)
 
     def _create_upload(self, t: Transfer) -> str:
-        headers = {**t.tus_headers({SHA256_METADATA_KEY: t.sha256.result()}), "Content-Length": "0"}
+        headers = {**t.tus_headers(), "Content-Length": "0"}
         try:
             resp = self.http.retrying(lambda n: self.http.send(
                 "POST", self.urls.resumable, t.deadline, "creating the upload", t.bucket, ok=(201,), size=t.size,
@@ -110,7 +117,8 @@ class Uploader:
                 raise NoResumableEndpoint(str(exc), permanent=False) from exc
             raise
         url = requests.compat.urljoin(self.urls.resumable + "/", resp.headers["Location"])
-        t.record_upload(url)
+        t.use_upload(url, recorded=False)
+        t.record_upload()
         return url
 
     def _send_chunks(self, t: Transfer, url: str, offset: int | None) -> None:

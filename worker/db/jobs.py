@@ -257,18 +257,17 @@ class JobStore:
     def unsent_webhooks(self) -> list[Job]:
         return [Job(**row) for row in self._execute(queries_operations.UNSENT_WEBHOOKS, {})]
 
-    def load_upload(self, job_id: UUID, bucket: str, path: str) -> tuple[str, int, str] | None:
-        """The recorded resumable upload of one output: (url, size, sha256), or None."""
+    def load_upload(self, job_id: UUID, bucket: str, path: str) -> tuple[str, int, str, bool] | None:
+        """The recorded resumable upload of one output: (url, size, sha256, stored), or None."""
         rows = self._execute(queries_operations.LOAD_UPLOAD, {"job_id": job_id, "bucket": bucket, "path": path})
-        return (rows[0]["upload_url"], rows[0]["size"], rows[0]["sha256"]) if rows else None
+        return (rows[0]["upload_url"], rows[0]["size"], rows[0]["sha256"], rows[0]["stored"]) if rows else None
 
-    def save_upload(self, job_id: UUID, bucket: str, path: str, url: str, size: int, sha256: str) -> None:
-        """Record an output's resumable upload while this worker holds the job."""
+    def save_upload(self, job_id: UUID, bucket: str, path: str, url: str, size: int, sha256: str,
+                    stored: bool = False) -> None:
+        """Record an output's resumable upload (stored: the server has taken its last byte) while this
+        worker holds the job."""
         self._execute(queries_operations.SAVE_UPLOAD, self._params(job_id, None, bucket=bucket, path=path, upload_url=url,
-                                                         size=size, sha256=sha256))
-
-    def clear_upload(self, job_id: UUID, bucket: str, path: str) -> None:
-        self._execute(queries_operations.CLEAR_UPLOAD, {"job_id": job_id, "bucket": bucket, "path": path})
+                                                         size=size, sha256=sha256, stored=stored))
 
     def bucket_rules(self) -> dict[str, tuple[int | None, list[str] | None]]:
         """{bucket: (file_size_limit, allowed_mime_types)} from storage.buckets."""

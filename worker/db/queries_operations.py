@@ -89,24 +89,20 @@ limit 100
 
 # The resumable upload recorded for one output of a job, if any (issue 4: resume after a crash).
 LOAD_UPLOAD = """
-select upload_url, size, sha256 from public.media_job_uploads
+select upload_url, size, sha256, stored_at is not null as stored from public.media_job_uploads
 where job_id = %(job_id)s and bucket = %(bucket)s and path = %(path)s
 """
 
 # Record (or replace) an output's resumable upload, only while this worker holds the job.
 SAVE_UPLOAD = """
-insert into public.media_job_uploads (job_id, bucket, path, upload_url, size, sha256)
-select %(job_id)s, %(bucket)s, %(path)s, %(upload_url)s, %(size)s, %(sha256)s
+insert into public.media_job_uploads (job_id, bucket, path, upload_url, size, sha256, stored_at)
+select %(job_id)s, %(bucket)s, %(path)s, %(upload_url)s, %(size)s, %(sha256)s,
+       case when %(stored)s::boolean then now() end
 where exists (select 1 from public.media_jobs
               where id = %(job_id)s and locked_by = %(holder)s and status = 'processing')
 on conflict (job_id, bucket, path) do update
-set upload_url = excluded.upload_url, size = excluded.size, sha256 = excluded.sha256, created_at = now()
-"""
-
-# Forget an output's upload once the object is stored.
-CLEAR_UPLOAD = """
-delete from public.media_job_uploads
-where job_id = %(job_id)s and bucket = %(bucket)s and path = %(path)s
+set upload_url = excluded.upload_url, size = excluded.size, sha256 = excluded.sha256, created_at = now(),
+    stored_at = excluded.stored_at
 """
 
 # Presence (issue 15): a worker's row, inserted at start. Also re-creates the row of a live
