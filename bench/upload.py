@@ -1,13 +1,15 @@
 """Upload throughput and peak memory: our Storage backend vs one raw request (curl) vs supabase-py.
 
 Not a test. By default starts the local Storage API server (tests/storage_server.py) in its own
-process, optionally with a delay per request (`--delay-ms`, a round trip or the real server's own
-cost per request); `--url` points it at any Storage server instead (the key comes from
-SUPABASE_SERVICE_ROLE_KEY, the bucket from `--bucket`, which must accept video/mp4). Each method
-runs in a fresh process; it prints MB/s, peak RSS growth and ratios to one raw streamed POST sent
-by curl beside it (by `requests` where curl is missing).
+process, optionally with a delay per request (`--delay-ms`, the server's own cost per request) and
+a round trip (`--rtt-ms`: answers arrive that late while the server reads on, as over a network);
+`--url` points it at any Storage server instead (the key comes from SUPABASE_SERVICE_ROLE_KEY, the
+bucket from `--bucket`, which must accept video/mp4). Our TUS path runs once per chunk size
+pipelined (`ours-6mib`, the default) and once one chunk per round trip (`ours-6mib-serial`,
+UPLOAD_PIPELINING=false). Each method runs in a fresh process; it prints MB/s, peak RSS growth and
+ratios to one raw streamed POST sent by curl beside it (by `requests` where curl is missing).
 
-    python bench/upload.py [--sizes-mb 100,1024] [--repeat 1] [--chunks-mb 6,32] [--delay-ms 0]
+    python bench/upload.py [--sizes-mb 100,1024] [--repeat 1] [--chunks-mb 6,32] [--delay-ms 0] [--rtt-ms 0] [--mbit 0]
     SUPABASE_SERVICE_ROLE_KEY=... python bench/upload.py --url https://<ref>.storage.supabase.co --bucket b
 """
 
@@ -29,11 +31,12 @@ MiB = 1024 * 1024
 KEY = os.environ.get("SUPABASE_SERVICE_ROLE_KEY", "service-key")  # the local server's key when unset
 
 
-def serve(delay_ms: float) -> None:
+def serve(delay_ms: float, rtt_ms: float, mbit: float) -> None:
     """Child: run the Storage server until stdin closes."""
     from tests.storage_server import StorageServer
 
-    server = StorageServer(KEY, request_delay_s=delay_ms / 1000).start()
+    server = StorageServer(KEY, request_delay_s=delay_ms / 1000, round_trip_s=rtt_ms / 1000,
+                           bandwidth_bytes_per_s=mbit * 125_000 or None).start()
     server.add_bucket("bench")
     print(server.url, flush=True)
     sys.stdin.read()
@@ -49,8 +52,9 @@ def upload(method: str, url: str, bucket: str, source: Path) -> None:
     from utils.supabase.tus import storage_urls
 
     name = f"bench/{method}-{source.name}"
-    chunk = int(method.removeprefix("ours-").removesuffix("mib")) * MiB if method.startswith("ours-") else 6 * MiB
-    storage = SupabaseStorage(storage_urls(url), KEY, TransferLimits(3600, 3, chunk, 6 * MiB))
+    chunk = int(method.removeprefix("ours-").split("mib")[0]) * MiB if method.startswith("ours-") else 6 * MiB
+    limits = TransferLimits(3600, 3, chunk, 6 * MiB, pipelining=not method.endswith("-serial"))
+    storage = SupabaseStorage(storage_urls(url), KEY, limits)
     storage.bucket_rules(bucket)
     client = SyncStorageClient(storage.urls.rest + "/", {"Authorization": f"Bearer {KEY}", "apikey": KEY})
     before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
@@ -95,11 +99,15 @@ def main() -> None:
     parser.add_argument("--url", help="a Storage server (SUPABASE_URL form); default: start the local one")
     parser.add_argument("--bucket", default="bench")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="the local server's delay per request")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="the local server's round trip per answer")
+    parser.add_argument("--mbit", type=float, default=0.0, help="the local server's link, Mbit/s (0: no cap)")
     args = parser.parse_args()
     baseline = "curl" if shutil.which("curl") else "raw"
-    methods = [baseline, "supabase-py", *(f"ours-{mb}mib" for mb in args.chunks_mb.split(","))]
-    server = None if args.url else subprocess.Popen([sys.executable, __file__, "--serve", str(args.delay_ms)],
-                                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ours = [f"ours-{mb}mib{way}" for mb in args.chunks_mb.split(",") for way in ("", "-serial")]
+    methods = [baseline, "supabase-py", *ours]
+    server = None if args.url else subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(args.delay_ms), str(args.rtt_ms), str(args.mbit)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     url = args.url or server.stdout.readline().strip()  # type: ignore[union-attr]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
@@ -122,14 +130,14 @@ def report(size_mb: int, url: str, bucket: str, source: Path, repeat: int, metho
     size = source.stat().st_size
     results = {m: (size / min(r[0] for r in rs) / 1e6, max(r[1] for r in rs) / 1024) for m, rs in runs.items()}
     print(f"\n{size_mb} MiB file, best of {repeat}")
-    print(f"{'method':<14}{'MB/s':>8}{'x ' + methods[0]:>9}{'peak RSS +MiB':>15}")
+    print(f"{'method':<18}{'MB/s':>8}{'x ' + methods[0]:>9}{'peak RSS +MiB':>15}")
     for method, (mbps, rss) in results.items():
-        print(f"{method:<14}{mbps:>8.1f}{mbps / results[methods[0]][0]:>9.2f}{rss:>15.1f}")
+        print(f"{method:<18}{mbps:>8.1f}{mbps / results[methods[0]][0]:>9.2f}{rss:>15.1f}")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
-        serve(float(sys.argv[2]))
+        serve(float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))
     elif sys.argv[1:2] == ["--upload"]:
         upload(sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5]))
     else:

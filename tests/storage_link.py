@@ -1,4 +1,4 @@
-"""The network between the worker and tests/storage_server.py: a delay per request and a bandwidth cap.
+"""The network between the worker and tests/storage_server.py: a bandwidth cap and a round trip.
 
 `Link` paces bytes through one shared budget per direction (what the server reads, what it writes),
 as a real link is shared by every connection over it. The handler's socket files are wrapped in
@@ -7,6 +7,7 @@ as a real link is shared by every connection over it. The handler's socket files
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +58,44 @@ class PacedWriter:
         self.link.pace(len(data))
         written: int = self.raw.write(data)
         return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+class DelayedWriter:
+    """A connection's output that reaches the client `delay()` seconds after the handler wrote it,
+    while the handler goes on reading: a link's round trip. A client that waits for each answer
+    before its next request pays it every time; one that pipelines its requests does not."""
+
+    def __init__(self, raw: Any, delay: Callable[[], float], stop: threading.Event) -> None:
+        self.raw, self.delay, self.stop = raw, delay, stop
+        self.queue: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._deliver, daemon=True, name="delayed-writer")
+        self.thread.start()
+
+    def write(self, data: bytes) -> int:
+        self.queue.put((time.monotonic() + self.delay(), bytes(data)))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Deliver what is on its way, then close."""
+        self.queue.put(None)
+        self.thread.join()
+        self.raw.close()
+
+    def _deliver(self) -> None:
+        while (item := self.queue.get()) is not None:
+            due, data = item
+            self.stop.wait(max(0.0, due - time.monotonic()))
+            try:
+                self.raw.write(data)
+                self.raw.flush()
+            except (OSError, ValueError):  # the connection was cut: drop what is left
+                continue
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)

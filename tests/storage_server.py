@@ -5,7 +5,10 @@ with a JSON body whose statusCode is a string; TUS errors with real statuses and
 Objects and uploads live on disk, so large files do not sit in memory.
 
 The network can be modelled, at construction or at any time after (plain attributes):
-- `request_delay_s`: seconds every request waits before it is handled (a round trip; default 0);
+- `request_delay_s`: seconds every request waits before it is handled (the server's cost per
+  request, or a round trip for a client that sends one request at a time; default 0);
+- `round_trip_s`: seconds every answer takes to reach the client while the server reads on, as a
+  link's round trip does: a client that pipelines its requests overlaps it (default 0);
 - `bandwidth_bytes_per_s`: a cap on request bodies read and response bodies written, shared by all
   connections, one budget each way (`tests/storage_link.py`; default None, no cap).
 For example `StorageServer(key, request_delay_s=0.04, bandwidth_bytes_per_s=12_500_000)` is a 40 ms,
@@ -32,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from tests.storage_bodies import encode, multipart, parse_metadata
 from tests.storage_cache import CacheControls
-from tests.storage_link import Link, PacedReader, PacedWriter
+from tests.storage_link import DelayedWriter, Link, PacedReader, PacedWriter
 
 PREFIX = "/storage/v1"
 
@@ -60,6 +63,8 @@ class Faults:
     echo_headers: int = 0  # answer the next requests 500 with the request's headers in the body, as some proxies do
     request_delay_seconds: float = 0.0  # wait this long before handling each request
     gateway: bool = False  # a proxy in front: a connection cut mid-body reaches the client as 502 with HTML
+    watch_pipelining: bool = False  # before each PATCH answer, wait up to 0.5 s to see if the next request came
+    refuse_pipelined: bool = False  # answer 409 to a PATCH sent before the last answer, as concurrent writers get
 
 
 @dataclass
@@ -82,9 +87,12 @@ class StorageServer:
     """The server's state: buckets, objects on disk, uploads, faults and counters."""
 
     def __init__(self, key: str = "service-key", request_delay_s: float = 0.0,
-                 bandwidth_bytes_per_s: float | None = None, lock_drain_s: float = 3.0) -> None:
+                 bandwidth_bytes_per_s: float | None = None, lock_drain_s: float = 3.0,
+                 round_trip_s: float = 0.0) -> None:
         self.key = key
         self.request_delay_s, self.bandwidth_bytes_per_s = request_delay_s, bandwidth_bytes_per_s
+        self.round_trip_s = round_trip_s  # answers reach the client this late; the server reads on meanwhile
+        self.pipelined: list[bool] = []  # per PATCH answered, with faults.watch_pipelining: was the next one sent?
         self.lock_drain_s = lock_drain_s  # how long an upload stays locked after a PATCH broke off
         self.root = Path(tempfile.mkdtemp(prefix="mw-storage-server-"))
         self.buckets: dict[str, dict[str, Any]] = {}
@@ -218,6 +226,8 @@ class UserMetadataRoutes:
         super().setup()  # type: ignore[misc]
         self.rfile = PacedReader(self.rfile, self.server_state.uplink)
         self.wfile = PacedWriter(self.wfile, self.server_state.downlink)
+        if self.server_state.round_trip_s:
+            self.wfile = DelayedWriter(self.wfile, lambda: self.server_state.round_trip_s, self.server_state.stop_event)
 
     def dispatch(self) -> None:
         state = self.server_state

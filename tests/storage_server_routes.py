@@ -38,10 +38,10 @@ class StorageHandler(TusRoutes, BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in {**(headers or {}), **self.server_state.fault_headers()}.items():
             self.send_header(name, value)  # a Connection: close also ends the connection after this answer
+        self.note(status, (headers or {}).get("Upload-Offset", ""))  # before the client can see the answer
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self.note(status, (headers or {}).get("Upload-Offset", ""))
 
     def note(self, status: int, offset: str = "") -> None:
         with self.server_state.lock:

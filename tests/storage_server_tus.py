@@ -7,6 +7,7 @@ HEAD or PATCH on it answers only then.
 
 from __future__ import annotations
 
+import select
 import shutil
 import time
 from typing import Any
@@ -26,6 +27,7 @@ class TusRoutes:
     tus_fail: Any
     drain: Any
     read_body: Any
+    sent_before_answer = False
 
     def post_upload_resumable(self, bucket: str, path: str) -> None:
         state = self.server_state
@@ -68,6 +70,9 @@ class TusRoutes:
         upload = self.known_upload(upload_id)
         if upload is None:
             return None
+        if self.server_state.faults.refuse_pipelined and self.sent_before_answer:
+            self.drain()
+            return self.tus_fail(409, "File is locked")
         if not upload.lock.acquire(blocking=False):
             self.drain()
             return self.tus_fail(409, "File is locked")
@@ -111,8 +116,16 @@ class TusRoutes:
             upload.completed = True
             state.cache_control.upload_completed(upload_id, upload.bucket, upload.path)
             headers["Tus-Complete"] = "1"
+        self.watch_pipelining()
         self.answer(204, headers=headers)
         return False
+
+    def watch_pipelining(self) -> None:
+        """Note whether the client sent its next request before this answer (HTTP/1.1 pipelining)."""
+        state = self.server_state
+        if state.faults.watch_pipelining or state.faults.refuse_pipelined:
+            self.sent_before_answer = bool(select.select([self.connection], [], [], 0.5)[0])
+            state.pipelined.append(self.sent_before_answer)
 
     def append_body(self, upload: Upload) -> bool:
         """Append the PATCH body to the upload's file; False if it broke off (the bytes that came are kept)."""

@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     upload_resumable_threshold_mb: float = setting(
         6.0, "Files above this many MiB use the resumable (TUS) upload.",
         ge=0, le=1_000_000)
+    upload_pipelining: bool = setting(
+        True, "Send a resumable upload's next chunk before the server answered the last (false: one per round trip).")
     upload_concurrency: int = setting(
         4, "Uploads of one job's outputs that run at once (1: one file after another).",
         ge=1, le=32)

@@ -13,7 +13,7 @@ import structlog
 from utils.storage import StorageError
 from utils.supabase.connection import StorageAdapter
 from utils.supabase.transfer import Refused, TransferLimits, UploadGone
-from utils.supabase.tus import Deadline, explain, read_failure, retry_delay
+from utils.supabase.tus import Deadline, retry_delay
 
 log = structlog.get_logger("storage")
 T = TypeVar("T")
@@ -49,8 +49,7 @@ class StorageHttp:
             raise StorageError(f"{action}: {type(exc).__name__}: {exc}", permanent=False) from exc
         if resp.status_code in ok:
             return resp
-        failure = read_failure(resp.status_code, resp.text)
-        raise Refused(explain(failure, action, bucket, size), failure, resp.headers.get("Retry-After"))
+        raise Refused.answer(resp.status_code, resp.text, resp.headers.get("Retry-After"), action, bucket, size)
 
     def retrying(self, attempt: Callable[[int], T], deadline: Deadline, what: str) -> T:
         """Call attempt(n) until it succeeds, backing off between transient failures."""

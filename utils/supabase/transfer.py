@@ -19,7 +19,9 @@ from utils.supabase.tus import (
     Failure,
     ProgressLog,
     chunk_length,
+    explain,
     parse_offset,
+    read_failure,
     request_timeouts,
     upload_metadata,
 )
@@ -45,6 +47,8 @@ class SupabaseSettings(Protocol):
     def upload_chunk_size_bytes(self) -> int: ...
     @property
     def upload_resumable_threshold_bytes(self) -> int: ...
+    @property
+    def upload_pipelining(self) -> bool: ...
 
 
 class Refused(StorageError):
@@ -53,6 +57,13 @@ class Refused(StorageError):
     def __init__(self, message: str, failure: Failure, retry_after: str | None = None) -> None:
         super().__init__(message, permanent=not failure.retryable, status=failure.status)
         self.failure, self.retry_after = failure, retry_after
+
+    @classmethod
+    def answer(cls, status: int, body: str, retry_after: str | None, action: str, bucket: str,
+               size: int | None) -> Refused:
+        """The error an answer means, classified by its body and explained for a person."""
+        failure = read_failure(status, body)
+        return cls(explain(failure, action, bucket, size), failure, retry_after)
 
 
 class UploadGone(StorageError):
@@ -71,11 +82,12 @@ class TransferLimits:
     max_retries: int
     chunk_size: int
     resumable_threshold: int
+    pipelining: bool = True
 
     @classmethod
     def from_settings(cls, settings: SupabaseSettings) -> TransferLimits:
-        return cls(settings.upload_timeout_seconds, settings.upload_max_retries,
-                   settings.upload_chunk_size_bytes, settings.upload_resumable_threshold_bytes)
+        return cls(settings.upload_timeout_seconds, settings.upload_max_retries, settings.upload_chunk_size_bytes,
+                   settings.upload_resumable_threshold_bytes, settings.upload_pipelining)
 
     @property
     def timeouts(self) -> tuple[float, float]:
@@ -107,6 +119,7 @@ class Transfer:
     cache_control: str = CACHE_CONTROL_SECONDS
     upload_url: str | None = None  # the TUS upload the bytes go to
     recorded: bool = False  # whether the journal holds upload_url
+    one_at_a_time: bool = False  # its pipeline broke: the rest goes one chunk per round trip
 
     def tus_base(self) -> dict[str, str]:
         # The server refuses a PATCH to an existing object without x-upsert, even if the create had it.

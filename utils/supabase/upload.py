@@ -22,8 +22,9 @@ from storage3.exceptions import StorageApiError
 
 from utils.storage import StorageError
 from utils.supabase.http import StorageHttp
+from utils.supabase.pipeline import PatchConnection, PipelineBroken, send_pipelined
 from utils.supabase.transfer import FileSlice, NoResumableEndpoint, Refused, Transfer, UploadGone, upload_gone_on
-from utils.supabase.tus import LOCK_DRAIN_SECONDS, Failure, StorageUrls, explain, object_url
+from utils.supabase.tus import LOCK_DRAIN_SECONDS, TUS_VERSION, Failure, StorageUrls, explain, object_url
 
 log = structlog.get_logger("storage")
 # A single-request upload's object carries the file's sha256 in its user metadata, so a retried job
@@ -43,9 +44,13 @@ class Uploader:
         limits = self.http.limits
         self.http_client = httpx.Client(timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout))
         self.client = SyncStorageClient(self.urls.rest + "/", self.http.auth, http_client=self.http_client)
+        self.patches = PatchConnection({**self.http.auth, "Tus-Resumable": TUS_VERSION, "x-upsert": "true"})
+        # A raw connection cannot go through an HTTP proxy; requests can.
+        self.pipelining = limits.pipelining and not requests.utils.get_environ_proxies(self.urls.resumable)
 
     def close(self) -> None:
         self.http_client.close()
+        self.patches.close()
 
     def upload(self, t: Transfer) -> None:
         """Send every byte of t: resumable from UPLOAD_RESUMABLE_THRESHOLD_MB up, else in one request."""
@@ -122,16 +127,54 @@ class Uploader:
         return url
 
     def _send_chunks(self, t: Transfer, url: str, offset: int | None) -> None:
-        """PATCH chunk after chunk from the server's offset; a None offset asks the server first."""
+        """PATCH chunk after chunk from the server's offset, pipelined while that works; a None offset
+        asks the server first."""
         with open(t.source, "rb") as f:
             while offset is None or offset < t.size:
-                offset = self.http.retrying(partial(self._push_chunk, t, url, f, offset), t.deadline, "upload chunk")
-                t.report(offset)
-                t.record_upload()
+                failure = None
+                if offset is not None and self._pipelines(t, offset):
+                    offset, failure = self._send_pipelined(t, url, f, offset)
+                    if failure is None:
+                        continue
+                offset = self.http.retrying(partial(self._push_chunk, t, url, f, offset, failure), t.deadline,
+                                            "upload chunk")
+                self._confirmed(t, offset)
 
-    def _push_chunk(self, t: Transfer, url: str, f: IO[bytes], offset: int | None, attempt: int) -> int:
-        """Send one chunk from offset (HEAD first when unknown or retrying); return the server's new offset."""
+    def _pipelines(self, t: Transfer, offset: int) -> bool:
+        """Pipeline when it can gain: two chunks or more to go, and no pipeline broke."""
+        return self.pipelining and not t.one_at_a_time and t.size - offset > self.http.limits.chunk_size
+
+    def _send_pipelined(self, t: Transfer, url: str, f: IO[bytes],
+                        offset: int) -> tuple[int | None, StorageError | None]:
+        """Send the rest pipelined: (size, None), or on a break (None, the error that counts as the next
+        chunk's first try): the rest of this file goes one chunk at a time."""
+        limits = self.http.limits
+        try:
+            return send_pipelined(self.patches, url, f, (offset, t.size), limits.chunk_size,
+                                  lambda: t.deadline.timeout(*limits.timeouts), partial(self._confirmed, t)), None
+        except PipelineBroken as exc:
+            t.one_at_a_time = True
+            if exc.unsupported:  # the server or a gateway does not take pipelined requests: stop trying
+                self.pipelining = False
+            log.warning("upload_pipeline_broken", bucket=t.bucket, path=t.path, reason=str(exc),
+                        pipelining=self.pipelining)
+            if exc.answer is None:
+                return None, StorageError(f"uploading a chunk: {exc}", permanent=False)
+            a = exc.answer
+            return None, Refused.answer(a.status, a.body, a.retry_after, "uploading a chunk", t.bucket, t.size)
+
+    @staticmethod
+    def _confirmed(t: Transfer, offset: int) -> None:
+        t.report(offset)
+        t.record_upload()
+
+    def _push_chunk(self, t: Transfer, url: str, f: IO[bytes], offset: int | None, failed: StorageError | None,
+                    attempt: int) -> int:
+        """Send one chunk from offset (HEAD first when unknown or retrying); return the server's new offset.
+        `failed` is how the chunk's first try already ended (a pipeline's break)."""
         with upload_gone_on():
+            if failed is not None and attempt == 0:
+                raise failed
             if offset is None or attempt > 0:
                 resp = self.http.send("HEAD", url, t.deadline, "checking the upload", t.bucket,
                                       min_read=2 * LOCK_DRAIN_SECONDS, headers=t.tus_base())
