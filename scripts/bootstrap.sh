@@ -7,31 +7,32 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MIN_PYTHON_MINOR=11  # Python 3.11 or newer
 
-ensure_ffmpeg() {
-  if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then return; fi
+# Install Debian package $1 with apt-get when root, else stop with $2 (what needs it and how to install it).
+apt_install_or_explain() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo ">> ffmpeg not found: installing it with apt-get" >&2
+    echo ">> $1 not found: installing it with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq ffmpeg >&2
+    apt-get update -qq >&2 && apt-get install -y -qq "$1" >&2
   else
-    echo "error: ffmpeg and ffprobe are required. Install them first:" >&2
-    echo "  Debian/Ubuntu: sudo apt-get install -y ffmpeg    macOS: brew install ffmpeg" >&2
+    echo "error: $2" >&2
     exit 1
   fi
 }
 
-# The dashboard's browser tests drive Debian's chromium through Playwright (never Playwright's own download).
-ensure_chromium() {
-  if [ -x /usr/bin/chromium ]; then return; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo ">> chromium not found: installing it with apt-get (for the dashboard's browser tests)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq chromium >&2
-  else
-    echo "error: the dashboard's browser tests need Debian's chromium at /usr/bin/chromium. Install it first:" >&2
-    echo "  Debian: sudo apt-get install -y chromium    (elsewhere: a Chromium binary at /usr/bin/chromium)" >&2
-    exit 1
-  fi
+ensure_ffmpeg() {
+  if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then return; fi
+  apt_install_or_explain ffmpeg "ffmpeg and ffprobe are required. Install them first:
+  Debian/Ubuntu: sudo apt-get install -y ffmpeg    macOS: brew install ffmpeg"
+}
+
+# The dashboard's browser tests drive Debian's chromium through Playwright (never Playwright's own
+# download); the TLS upload test makes its certificate with the openssl command.
+ensure_test_tools() {
+  [ -x /usr/bin/chromium ] || apt_install_or_explain chromium "the dashboard's browser tests need Debian's \
+chromium at /usr/bin/chromium. Install it first:
+  Debian: sudo apt-get install -y chromium    (elsewhere: a Chromium binary at /usr/bin/chromium)"
+  command -v openssl >/dev/null || apt_install_or_explain openssl "the TLS upload test needs the openssl \
+command: sudo apt-get install -y openssl"
 }
 
 # The interpreter's version (major.minor.micro), or nothing when it does not run.
@@ -97,5 +98,5 @@ ensure_venv() {
 }
 
 ensure_ffmpeg
-if [ "${1:-}" = requirements-dev.txt ]; then ensure_chromium; fi
+if [ "${1:-}" = requirements-dev.txt ]; then ensure_test_tools; fi
 ensure_venv "${1:-requirements.txt}"

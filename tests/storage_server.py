@@ -23,6 +23,7 @@ import base64
 import json
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import uuid
@@ -88,7 +89,7 @@ class StorageServer:
 
     def __init__(self, key: str = "service-key", request_delay_s: float = 0.0,
                  bandwidth_bytes_per_s: float | None = None, lock_drain_s: float = 3.0,
-                 round_trip_s: float = 0.0) -> None:
+                 round_trip_s: float = 0.0, tls: tuple[Path, Path] | None = None) -> None:
         self.key = key
         self.request_delay_s, self.bandwidth_bytes_per_s = request_delay_s, bandwidth_bytes_per_s
         self.round_trip_s = round_trip_s  # answers reach the client this late; the server reads on meanwhile
@@ -114,11 +115,16 @@ class StorageServer:
         self.downlink = Link(lambda: self.bandwidth_bytes_per_s, self.stop_event)  # what it writes
         self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        if tls:  # (certificate, key): HTTPS, as hosted Supabase is
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def start(self) -> StorageServer:
         self.thread.start()

@@ -46,7 +46,7 @@ class TusRoutes:
         file.parent.mkdir(exist_ok=True)
         file.touch()
         state.uploads[upload_id] = Upload(meta["bucketName"], meta["objectName"], length, meta["contentType"], file)
-        location = f"http://{self.headers['Host']}{PREFIX}/upload/resumable/{upload_id}"
+        location = f"{state.scheme}://{self.headers['Host']}{PREFIX}/upload/resumable/{upload_id}"
         return self.answer(201, headers={"Location": location, "Tus-Resumable": "1.0.0"})
 
     def known_upload(self, upload_id: str) -> Upload | None:

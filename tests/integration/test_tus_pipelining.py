@@ -6,6 +6,7 @@ a fault makes it refuse such requests as a server that takes them concurrently w
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +79,23 @@ def test_a_server_that_refuses_pipelined_patches_gets_one_at_a_time_from_then_on
     assert sha256(server.object_file("media-outputs", "u/j/w.mp4")) == sha256(source)
     assert server.pipelined[answered_before:] == [False] * 4, "no more pipelining on this backend"
     assert len([entry for entry in server.requests("PATCH") if entry[2] == 409]) == refused
+
+
+def test_pipelined_patches_go_over_tls_as_to_hosted_supabase(
+        opened: list[SupabaseStorage], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # trusted by requests and by the pipeline alike
+    server = StorageServer(KEY, tls=(cert, key)).start()
+    try:
+        server.add_bucket("media-outputs", 2 * 1024**3, ["video/mp4"])
+        server.faults.watch_pipelining = True
+        source = random_file(tmp_path / "v.mp4", 4 * MiB + 7)
+        stored = storage_for(server, opened).upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4")
+        assert server.url.startswith("https://")
+        assert stored.sha256 == sha256(source) == sha256(server.object_file("media-outputs", "u/j/v.mp4"))
+        assert True in server.pipelined and not server.requests("HEAD")
+    finally:
+        server.close()
