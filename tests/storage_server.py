@@ -64,6 +64,7 @@ class Faults:
     echo_headers: int = 0  # answer the next requests 500 with the request's headers in the body, as some proxies do
     request_delay_seconds: float = 0.0  # wait this long before handling each request
     gateway: bool = False  # a proxy in front: a connection cut mid-body reaches the client as 502 with HTML
+    keep_short: list[int] = field(default_factory=list)  # keep N bytes fewer of the next PATCH bodies, and say so
     watch_pipelining: bool = False  # before each PATCH answer, wait up to 0.5 s to see if the next request came
     refuse_pipelined: bool = False  # answer 409 to a PATCH sent before the last answer, as concurrent writers get
 
@@ -105,6 +106,7 @@ class StorageServer:
         self.log: list[tuple[str, str, int, str]] = []  # method, path, status, Upload-Offset sent
         # Called after each DELETE with (bucket, names): a test keeps its storage.objects rows in step with it.
         self.on_delete: Callable[[str, list[str]], None] | None = None
+        self.on_create: Callable[[], None] | None = None  # called as each TUS create is handled
         self.user_metadata: dict[tuple[str, str], Any] = {}  # (bucket, path) -> the object's user metadata
         self.upload_user_metadata: dict[str, Any] = {}  # TUS upload id -> user metadata for its object
         self.cache_control = CacheControls()  # what each object is served with as Cache-Control

@@ -41,6 +41,8 @@ class TusRoutes:
                  404: "Bucket not found"}
         if refusal:
             return self.tus_fail(refusal, texts[refusal])
+        if state.on_create is not None:
+            state.on_create()
         upload_id = new_upload_id()
         file = state.root / "uploads" / upload_id
         file.parent.mkdir(exist_ok=True)
@@ -107,6 +109,9 @@ class TusRoutes:
         if not self.append_body(upload):
             upload.drained_at = time.monotonic() + state.lock_drain_s  # the dead request still holds the lock
             return False
+        if short := state.take("keep_short"):  # legal TUS: the answer's offset says what was kept
+            with open(upload.file, "r+b") as kept:
+                kept.truncate(upload.file.stat().st_size - short)
         if state.take("stall_patches"):
             return True
         headers = {"Upload-Offset": str(upload.offset), "Tus-Resumable": "1.0.0"}

@@ -94,6 +94,8 @@ class UploadJournal(Protocol):
 
     def save(self, bucket: str, path: str, record: UploadRecord) -> None: ...
 
+    def clear(self, bucket: str, path: str) -> None: ...
+
 
 class Storage(Protocol):
     """What the worker needs from object storage."""

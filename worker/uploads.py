@@ -29,6 +29,9 @@ class JobUploadJournal:
     def save(self, bucket: str, path: str, record: UploadRecord) -> None:
         self.store.save_upload(self.job_id, bucket, path, record.url, record.size, record.sha256, record.stored)
 
+    def clear(self, bucket: str, path: str) -> None:
+        self.store.clear_upload(self.job_id, bucket, path)
+
 
 class UploadStopped(Exception):
     """Another upload of the job failed, so this one stops between chunks; the first failure is what counts."""

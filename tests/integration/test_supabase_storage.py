@@ -183,6 +183,9 @@ class MemoryJournal:
     def save(self, bucket: str, path: str, record: UploadRecord) -> None:
         self.saved[(bucket, path)] = record
 
+    def clear(self, bucket: str, path: str) -> None:
+        self.saved.pop((bucket, path), None)
+
 
 @pytest.mark.parametrize(("limit", "mimes", "expected"), [
     (MiB, None, "file_size_limit"), (None, ["image/jpeg"], "allowed_mime_types")])

@@ -81,13 +81,17 @@ def test_a_server_that_refuses_pipelined_patches_gets_one_at_a_time_from_then_on
     assert len([entry for entry in server.requests("PATCH") if entry[2] == 409]) == refused
 
 
+@pytest.mark.parametrize("trusted", ["file", "folder"])  # REQUESTS_CA_BUNDLE may name either
 def test_pipelined_patches_go_over_tls_as_to_hosted_supabase(
-        opened: list[SupabaseStorage], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        opened: list[SupabaseStorage], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: str) -> None:
+    cert, key, folder = tmp_path / "ca" / "cert.pem", tmp_path / "key.pem", tmp_path / "ca"
+    folder.mkdir()
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # trusted by requests and by the pipeline alike
+    subprocess.run(["openssl", "rehash", str(folder)], check=True, capture_output=True)
+    # Trusted by requests and by the pipeline alike.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert if trusted == "file" else folder))
     server = StorageServer(KEY, tls=(cert, key)).start()
     try:
         server.add_bucket("media-outputs", 2 * 1024**3, ["video/mp4"])
@@ -99,3 +103,23 @@ def test_pipelined_patches_go_over_tls_as_to_hosted_supabase(
         assert True in server.pipelined and not server.requests("HEAD")
     finally:
         server.close()
+
+
+def test_an_answer_that_kept_less_of_a_chunk_is_continued_from_the_servers_offset(
+        server: StorageServer, opened: list[SupabaseStorage], tmp_path: Path) -> None:
+    server.faults.on_patch = {2: {"keep_short": [1000]}}
+    source = random_file(tmp_path / "v.mp4", 5 * MiB)
+    opened.append(SupabaseStorage(storage_urls(server.url), KEY, TransferLimits(600, 0, MiB, 0)))  # no retries
+    stored = opened[-1].upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4")
+    assert stored.sha256 == sha256(source) == sha256(server.object_file("media-outputs", "u/j/v.mp4"))
+    assert [offset for _, _, _, offset in server.requests("HEAD")] == [str(2 * MiB - 1000)]
+
+
+def test_a_refused_pipeline_costs_no_retry(server: StorageServer, opened: list[SupabaseStorage],
+                                           tmp_path: Path) -> None:
+    server.faults.refuse_pipelined = True
+    source = random_file(tmp_path / "v.mp4", 4 * MiB)
+    opened.append(SupabaseStorage(storage_urls(server.url), KEY, TransferLimits(600, 0, MiB, 0)))  # no retries
+    opened[-1].upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4")
+    assert sha256(server.object_file("media-outputs", "u/j/v.mp4")) == sha256(source)
+    assert not opened[-1].uploader.pipelining

@@ -28,6 +28,10 @@ def test_only_the_lease_holder_records_uploads_and_a_finished_one_is_marked_stor
         mine.save("media-outputs", "a/b.mp4", UploadRecord("http://s/upload/5", 11, SHA))
         assert mine.load("media-outputs", "a/b.mp4") == UploadRecord("http://s/upload/5", 11, SHA), \
             "a new upload of the path is in flight again"
+        theirs.clear("media-outputs", "a/b.mp4")
+        assert mine.load("media-outputs", "a/b.mp4") is not None, "only the lease holder forgets"
+        mine.clear("media-outputs", "a/b.mp4")
+        assert mine.load("media-outputs", "a/b.mp4") is None
     finally:
         owner.close()
         other.close()

@@ -43,6 +43,9 @@ class Journal:
     def save(self, bucket: str, path: str, record: UploadRecord) -> None:
         self.saved.append(record)
 
+    def clear(self, bucket: str, path: str) -> None:
+        pass
+
 
 def test_the_upload_url_is_journaled_once_with_the_files_hash_then_marked_stored(tmp_path: Path) -> None:
     path = tmp_path / "f"

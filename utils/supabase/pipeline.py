@@ -42,13 +42,15 @@ class Answer:
 
 
 class PipelineBroken(Exception):
-    """The pipeline stopped: on an answer the caller must judge (None: a network error). `unsupported`
-    says the server or a gateway seems not to take pipelined requests (a conflict, a wrong offset, a
-    close mid-pipeline), so pipelining should stop."""
+    """The pipeline stopped, on this answer (None: a network error). `unsupported` says the server, a
+    gateway or this machine's TLS set-up does not take pipelined requests (a conflict, a close
+    mid-pipeline, a certificate store ssl cannot read), so pipelining should stop; `sent` whether
+    any byte went."""
 
-    def __init__(self, reason: str, answer: Answer | None = None, unsupported: bool = False) -> None:
+    def __init__(self, reason: str, answer: Answer | None = None, unsupported: bool = False,
+                 sent: bool = True) -> None:
         super().__init__(reason)
-        self.answer, self.unsupported = answer, unsupported
+        self.answer, self.unsupported, self.sent = answer, unsupported, sent
 
 
 class _SharedReader:
@@ -78,6 +80,8 @@ class PatchConnection:
         self.netloc = ""
 
     def close(self) -> None:
+        if self.reader is not None:
+            self.reader.reader.close()
         if self.sock is not None:
             self.sock.close()
         self.sock = self.reader = None
@@ -90,9 +94,13 @@ class PatchConnection:
         self.close()
         port = parts.port or (443 if parts.scheme == "https" else 80)
         sock = socket.create_connection((parts.hostname or "", port), timeout=connect_timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if parts.scheme == "https":
-            sock = _tls_context().wrap_socket(sock, server_hostname=parts.hostname)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if parts.scheme == "https":
+                sock = _tls_context().wrap_socket(sock, server_hostname=parts.hostname)
+        except BaseException:
+            sock.close()
+            raise
         self.sock, self.netloc = sock, parts.netloc
         self.reader = _SharedReader(sock.makefile("rb"))
 
@@ -109,12 +117,16 @@ class PatchConnection:
                    "Content-Length": str(length), "Content-Type": "application/offset+octet-stream"}
         head = f"PATCH {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         self.sock.sendall(head.encode("latin-1"))
+        sent = 0
         if isinstance(self.sock, ssl.SSLSocket):  # its sendfile() would write 8 KiB at a time
             f.seek(offset)
-            for left in range(length, 0, -SEND_BLOCK_BYTES):
-                self.sock.sendall(f.read(min(left, SEND_BLOCK_BYTES)))
+            while sent < length and (block := f.read(min(length - sent, SEND_BLOCK_BYTES))):
+                self.sock.sendall(block)
+                sent += len(block)
         else:  # straight from the page cache to the socket, under the socket's timeout
-            self.sock.sendfile(f, offset, length)
+            sent = self.sock.sendfile(f, offset, length)
+        if sent != length:  # the file shrank: the server would read the next request as upload bytes
+            raise OSError(f"the file ended {length - sent} bytes early while sending a chunk")
 
     def read_answer(self) -> Answer:
         resp = http.client.HTTPResponse(self.reader, method="PATCH")  # type: ignore[arg-type]
@@ -133,6 +145,11 @@ def send_pipelined(conn: PatchConnection, url: str, f: IO[bytes], span: tuple[in
     ahead: list[int] = []  # the offset each request in flight should leave the upload at
     try:
         conn.open(url, timeouts()[0])
+    except (ssl.SSLError, ssl.CertificateError, OSError, ValueError) as exc:
+        tls = isinstance(exc, (ssl.SSLError, ssl.CertificateError, ValueError)) or exc.filename is not None
+        raise PipelineBroken(f"cannot open a connection for pipelining: {type(exc).__name__}: {exc}",
+                             unsupported=tls, sent=False) from exc
+    try:
         while offset < size or ahead:
             conn.settimeout(timeouts()[1])
             while offset < size and len(ahead) < PIPELINE_DEPTH:
@@ -148,10 +165,10 @@ def send_pipelined(conn: PatchConnection, url: str, f: IO[bytes], span: tuple[in
                 conn.close()
                 if good and not ahead and offset == size:
                     return size  # the last answer closed the connection: nothing was lost
-                # A conflict, a wrong offset or a close mid-pipeline is what a server or gateway that
-                # takes requests out of order would answer; other errors are the caller's to judge.
+                # A conflict or a close mid-pipeline is what a server or gateway that takes requests
+                # concurrently would answer; other answers are the caller's to judge.
                 raise PipelineBroken(f"answer {answer.status} with Upload-Offset {answer.offset} (expected "
-                                     f"{expected})", None if good else answer, answer.status in (200, 204, 409))
+                                     f"{expected})", answer, answer.status == 409 or good)
         return size
     except (OSError, http.client.HTTPException) as exc:
         conn.close()
@@ -170,6 +187,9 @@ def _readable(sock: socket.socket) -> bool:
 
 
 def _tls_context() -> ssl.SSLContext:
-    """Verify as requests does: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE if set, else certifi's bundle."""
-    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
-    return ssl.create_default_context(cafile=cafile)
+    """Verify as requests does: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE if set (a file, or a folder of
+    hashed certificates), else certifi's bundle."""
+    where = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+    if os.path.isdir(where):
+        return ssl.create_default_context(capath=where)
+    return ssl.create_default_context(cafile=where)

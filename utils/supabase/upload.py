@@ -10,7 +10,7 @@ import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import IO
 
@@ -82,13 +82,13 @@ class Uploader:
         """TUS: resume the journal's unfinished upload if it carries this very file, else create one;
         send every byte. A finished one is never resumed: its object may have gone since."""
         record = t.journal.load(t.bucket, t.path) if t.journal else None
-        if t.journal and record and record.stored:
-            # The object is about to change: a crash before this upload is journalled must not leave
-            # a record that vouches for the old bytes.
-            t.journal.save(t.bucket, t.path, replace(record, stored=False))
-        elif record and (record.size, record.sha256) == (t.size, t.sha256.result()):
+        if record and not record.stored and (record.size, record.sha256) == (t.size, t.sha256.result()):
             t.use_upload(record.url, recorded=True)
             log.info("upload_resuming", bucket=t.bucket, path=t.path)
+        elif t.journal and record:
+            # The object is about to change: a crash before the new upload is journalled must not
+            # leave a record that a later attempt would resume, or trust, for other bytes.
+            t.journal.clear(t.bucket, t.path)
         try:
             self._upload_tus(t, t.upload_url)
         except StorageError:
@@ -134,7 +134,7 @@ class Uploader:
                 failure = None
                 if offset is not None and self._pipelines(t, offset):
                     offset, failure = self._send_pipelined(t, url, f, offset)
-                    if failure is None:
+                    if offset is not None:  # done, or nothing was sent: go on from there
                         continue
                 offset = self.http.retrying(partial(self._push_chunk, t, url, f, offset, failure), t.deadline,
                                             "upload chunk")
@@ -146,21 +146,26 @@ class Uploader:
 
     def _send_pipelined(self, t: Transfer, url: str, f: IO[bytes],
                         offset: int) -> tuple[int | None, StorageError | None]:
-        """Send the rest pipelined: (size, None), or on a break (None, the error that counts as the next
-        chunk's first try): the rest of this file goes one chunk at a time."""
+        """Send the rest pipelined: (size, None). On a break the rest of this file goes one chunk at a
+        time: from offset if nothing was sent; else from the server's offset (None), after the error
+        that counts as the next chunk's first try, unless pipelining itself was at fault."""
         limits = self.http.limits
         try:
             return send_pipelined(self.patches, url, f, (offset, t.size), limits.chunk_size,
                                   lambda: t.deadline.timeout(*limits.timeouts), partial(self._confirmed, t)), None
         except PipelineBroken as exc:
             t.one_at_a_time = True
-            if exc.unsupported:  # the server or a gateway does not take pipelined requests: stop trying
+            if exc.unsupported:  # the server, a gateway or the TLS set-up does not take it: stop trying
                 self.pipelining = False
             log.warning("upload_pipeline_broken", bucket=t.bucket, path=t.path, reason=str(exc),
                         pipelining=self.pipelining)
-            if exc.answer is None:
-                return None, StorageError(f"uploading a chunk: {exc}", permanent=False)
             a = exc.answer
+            if not exc.sent:
+                return offset, None
+            if exc.unsupported or (a is not None and a.status < 300):  # no failed try: ask the server
+                return None, None
+            if a is None:
+                return None, StorageError(f"uploading a chunk: {exc}", permanent=False)
             return None, Refused.answer(a.status, a.body, a.retry_after, "uploading a chunk", t.bucket, t.size)
 
     @staticmethod

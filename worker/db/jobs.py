@@ -269,6 +269,10 @@ class JobStore:
         self._execute(queries_operations.SAVE_UPLOAD, self._params(job_id, None, bucket=bucket, path=path, upload_url=url,
                                                          size=size, sha256=sha256, stored=stored))
 
+    def clear_upload(self, job_id: UUID, bucket: str, path: str) -> None:
+        """Forget an output's upload record (another upload of the path is about to start)."""
+        self._execute(queries_operations.CLEAR_UPLOAD, self._params(job_id, None, bucket=bucket, path=path))
+
     def bucket_rules(self) -> dict[str, tuple[int | None, list[str] | None]]:
         """{bucket: (file_size_limit, allowed_mime_types)} from storage.buckets."""
         rows = self._execute(queries_operations.BUCKET_RULES, {})

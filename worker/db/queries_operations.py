@@ -105,6 +105,14 @@ set upload_url = excluded.upload_url, size = excluded.size, sha256 = excluded.sh
     stored_at = excluded.stored_at
 """
 
+# Forget an output's upload record before another upload of the path starts, while this worker holds the job.
+CLEAR_UPLOAD = """
+delete from public.media_job_uploads u
+where u.job_id = %(job_id)s and u.bucket = %(bucket)s and u.path = %(path)s
+  and exists (select 1 from public.media_jobs
+              where id = %(job_id)s and locked_by = %(holder)s and status = 'processing')
+"""
+
 # Presence (issue 15): a worker's row, inserted at start. Also re-creates the row of a live
 # worker after housekeeping elsewhere deleted it (a long pause): same id, same start time.
 REGISTER_WORKER = """
