@@ -173,6 +173,21 @@ def test_an_upload_journal_resumes_the_same_file_and_ignores_a_different_one(
     assert sha256(server.object_file("media-outputs", "u/j/v.mp4")) == sha256(source)
 
 
+def test_a_journalled_upload_that_had_finished_is_sent_again_not_trusted(
+        server: StorageServer, tmp_path: Path) -> None:
+    """A worker that died between the last PATCH and marking the record stored left it resumable;
+    the object may have been replaced since (here by a smaller file, sent in one request)."""
+    source = random_file(tmp_path / "v.mp4", 3 * MiB)
+    storage, journal = storage_for(server, chunk=MiB, threshold=0, retries=0), MemoryJournal()
+    storage.upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4", journal=journal)
+    finished = journal.saved[("media-outputs", "u/j/v.mp4")]
+    journal.saved[("media-outputs", "u/j/v.mp4")] = UploadRecord(finished.url, finished.size, finished.sha256)
+    server.put_object("media-outputs", "u/j/v.mp4", b"x" * MiB)
+    storage.upload_file("media-outputs", "u/j/v.mp4", source, "video/mp4", journal=journal)
+    assert len(server.requests("POST", "/upload/resumable")) == 2, "a new upload, not the finished one"
+    assert sha256(server.object_file("media-outputs", "u/j/v.mp4")) == sha256(source)
+
+
 class MemoryJournal:
     def __init__(self) -> None:
         self.saved: dict[tuple[str, str], UploadRecord] = {}

@@ -120,6 +120,7 @@ class Transfer:
     upload_url: str | None = None  # the TUS upload the bytes go to
     recorded: bool = False  # whether the journal holds upload_url
     one_at_a_time: bool = False  # its pipeline broke: the rest goes one chunk per round trip
+    sent: bool = False  # whether this attempt sent a PATCH to upload_url
 
     def tus_base(self) -> dict[str, str]:
         # The server refuses a PATCH to an existing object without x-upsert, even if the create had it.
@@ -132,7 +133,7 @@ class Transfer:
                 "Upload-Metadata": upload_metadata(self.bucket, self.path, self.content_type, self.cache_control)}
 
     def use_upload(self, url: str, recorded: bool) -> None:
-        self.upload_url, self.recorded = url, recorded
+        self.upload_url, self.recorded, self.sent = url, recorded, False
 
     def record_upload(self, wait: bool = False) -> None:
         """Journal the upload URL once the file's sha256 is known (waiting for it only if asked)."""

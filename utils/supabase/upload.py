@@ -97,7 +97,8 @@ class Uploader:
         t.record_stored()
 
     def _upload_tus(self, t: Transfer, url: str | None) -> None:
-        for _ in range(self.http.limits.max_retries + 1):
+        # A journalled upload the server no longer holds (or that had finished) costs no retry.
+        for _ in range(self.http.limits.max_retries + 1 + (url is not None)):
             try:
                 self._send_chunks(t, url or self._create_upload(t), None if url else 0)
                 return
@@ -150,6 +151,7 @@ class Uploader:
         time: from offset if nothing was sent; else from the server's offset (None), after the error
         that counts as the next chunk's first try, unless pipelining itself was at fault."""
         limits = self.http.limits
+        t.sent = True
         try:
             return send_pipelined(self.patches, url, f, (offset, t.size), limits.chunk_size,
                                   lambda: t.deadline.timeout(*limits.timeouts), partial(self._confirmed, t)), None
@@ -184,9 +186,14 @@ class Uploader:
                 resp = self.http.send("HEAD", url, t.deadline, "checking the upload", t.bucket,
                                       min_read=2 * LOCK_DRAIN_SECONDS, headers=t.tus_base())
                 offset = t.offset_from(resp.headers.get("Upload-Offset"))
+                if offset == t.size and not t.sent:
+                    # Finished by an earlier attempt that died before journalling it: the object may
+                    # have been replaced since (by a smaller file of another attempt), so send it again.
+                    raise UploadGone("the journal's upload had finished in an earlier attempt", permanent=False)
                 if offset == t.size:
                     return offset
             length = t.next_chunk(offset, self.http.limits.chunk_size)
+            t.sent = True
             headers = {**t.tus_base(), "Upload-Offset": str(offset), "Content-Length": str(length),
                        "Content-Type": "application/offset+octet-stream"}
             resp = self.http.send("PATCH", url, t.deadline, "uploading a chunk", t.bucket, ok=(204, 200),
