@@ -145,8 +145,8 @@ def send_pipelined(conn: PatchConnection, url: str, f: IO[bytes], span: tuple[in
     ahead: list[int] = []  # the offset each request in flight should leave the upload at
     try:
         conn.open(url, timeouts()[0])
-    except (ssl.SSLError, ssl.CertificateError, OSError, ValueError) as exc:
-        tls = isinstance(exc, (ssl.SSLError, ssl.CertificateError, ValueError)) or exc.filename is not None
+    except (OSError, ValueError) as exc:  # ssl's errors are OSErrors; a bad certificate store, a ValueError
+        tls = isinstance(exc, (ssl.SSLError, ValueError)) or exc.filename is not None
         raise PipelineBroken(f"cannot open a connection for pipelining: {type(exc).__name__}: {exc}",
                              unsupported=tls, sent=False) from exc
     try:
@@ -162,8 +162,8 @@ def send_pipelined(conn: PatchConnection, url: str, f: IO[bytes], span: tuple[in
             if good:
                 confirmed(expected)
             if not good or not answer.keep_alive:
-                conn.close()
                 if good and not ahead and offset == size:
+                    conn.close()
                     return size  # the last answer closed the connection: nothing was lost
                 # A conflict or a close mid-pipeline is what a server or gateway that takes requests
                 # concurrently would answer; other answers are the caller's to judge.

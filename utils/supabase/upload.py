@@ -186,11 +186,11 @@ class Uploader:
                 resp = self.http.send("HEAD", url, t.deadline, "checking the upload", t.bucket,
                                       min_read=2 * LOCK_DRAIN_SECONDS, headers=t.tus_base())
                 offset = t.offset_from(resp.headers.get("Upload-Offset"))
-                if offset == t.size and not t.sent:
-                    # Finished by an earlier attempt that died before journalling it: the object may
-                    # have been replaced since (by a smaller file of another attempt), so send it again.
-                    raise UploadGone("the journal's upload had finished in an earlier attempt", permanent=False)
                 if offset == t.size:
+                    if not t.sent:
+                        # Finished by an earlier attempt that died before journalling it: the object may
+                        # have been replaced since (by a smaller file of another attempt): send it again.
+                        raise UploadGone("the journal's upload had finished in an earlier attempt", permanent=False)
                     return offset
             length = t.next_chunk(offset, self.http.limits.chunk_size)
             t.sent = True
