@@ -1,12 +1,17 @@
 """Benchmark delivery: a job whose uploads overlap the encode vs bare ffmpeg vs encode-then-upload.
 
-    python bench/delivery.py [--seconds 60] [--size 1920x1080] [--delays-ms 0,40] [--mbit 0 (uplink cap)] [--types video.hls]
+    python bench/delivery.py [--seconds 60] [--size 1920x1080] [--delays-ms 0,40] [--mbit 0 (uplink cap)]
+                             [--types video.hls] [--repeat 1]
 
 For each job type and each per-request delay of the local Storage test server (tests/storage_server.py, in its
 own process), prints: bare ffmpeg with the very command the worker ran (captured by a wrapper on FFMPEG_PATH);
 bare ffmpeg, then its outputs uploaded one by one (the shape before uploads overlapped the encode); the worker's
-whole job (download, probe, encode, verify, upload, through JobRunner with UPLOAD_CONCURRENCY as set); and the
-ratios. Needs a PostgreSQL: BENCH_DATABASE_URL or TEST_DATABASE_URL. Not a test: figures vary with the machine.
+whole job (download, probe, encode, verify, upload, through JobRunner with UPLOAD_CONCURRENCY as set), split into
+before its ffmpeg, its ffmpeg, and after (what is left to store once ffmpeg has exited); and the ratios, with the
+most the overlap could gain ("at most": a job as fast as bare ffmpeg, (ffmpeg then upload) / bare). With
+--repeat, the job and bare ffmpeg take turns, and each figure is the median of its runs: on a shared machine the
+encode's speed drifts by more than the overlap gains. Needs a PostgreSQL: BENCH_DATABASE_URL or
+TEST_DATABASE_URL. Not a test: figures vary with the machine.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +33,7 @@ sys.path[0] = str(ROOT)  # not bench/: its queue.py would shadow the stdlib modu
 from bench.recovery import bench_database  # noqa: E402
 from utils.storage import Storage  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
+from worker.control import JobControl  # noqa: E402
 
 KEY = "service-key"
 SOURCE = "anonymous/bench/source.mp4"
@@ -66,6 +73,18 @@ def start_server(delay_ms: float, mbit: float) -> tuple[subprocess.Popen[str], s
     return proc, proc.stdout.readline().strip()
 
 
+class TimedControl(JobControl):
+    """A job's control that notes when each stage began: "verifying" begins when the handler's ffmpeg has exited."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.began: dict[str, float] = {}
+
+    def set_stage(self, stage: str, progress: float | None = None) -> None:
+        self.began.setdefault(stage, time.monotonic())
+        super().set_stage(stage, progress)
+
+
 def make_source(path: Path, seconds: int, size: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
                     "-f", "lavfi", "-i", f"sine=duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
@@ -90,9 +109,9 @@ class Bench:
 
         return open_supabase_storage(self.settings)
 
-    def job(self, job_type: str) -> float:
-        """Seconds of the worker's whole job, from claimed to completed."""
-        from worker.control import Heartbeat, JobControl
+    def job(self, job_type: str) -> dict[str, float]:
+        """Seconds of the worker's whole job, from claimed to completed, and of its part before, in and after ffmpeg."""
+        from worker.control import Heartbeat
         from worker.db import JobStore
         from worker.outcome import Completed
         from worker.runner import JobRunner
@@ -108,14 +127,16 @@ class Bench:
             store.insert_job(job_type, {"input": {"bucket": "media-uploads", "path": SOURCE}, **PAYLOADS[job_type]})
             job = store.claim_next_job((job_type,))
             assert job is not None
+            control = TimedControl()
             started = time.monotonic()
-            outcome = runner.run(job, JobControl(), {})
-            seconds = time.monotonic() - started
+            outcome = runner.run(job, control, {})
+            ended = time.monotonic()
         finally:
             heartbeat.close()
             store.close()
         assert isinstance(outcome, Completed), outcome
-        return seconds
+        encoding, encoded = control.began["processing"], control.began["verifying"]
+        return {"job": ended - started, "before": encoding - started, "ffmpeg": encoded - encoding, "after": ended - encoded}
 
     def bare(self, job_type: str) -> tuple[float, Path]:
         """Seconds of the command the last job ran, run again by hand; and the folder of its outputs."""
@@ -144,21 +165,27 @@ class Bench:
         return time.monotonic() - started, len(files), sum(p.stat().st_size for p in files)
 
 
-def run_type(bench: Bench, job_type: str, bare: dict[str, tuple[float, Path]]) -> dict[str, float]:
-    job = bench.job(job_type)
-    if job_type not in bare:  # the encode alone does not depend on the network: once per type
-        bare[job_type] = bench.bare(job_type)
-    seconds, folder = bare[job_type]
-    upload, files, size = bench.upload_one_by_one(folder)
-    return {"bare": seconds, "then_upload": seconds + upload, "job": job, "files": files, "mib": size / 2**20}
+def run_type(bench: Bench, job_type: str, repeat: int) -> dict[str, float]:
+    """Medians over `repeat` turns of: the job, bare ffmpeg with its command, and uploading bare's outputs."""
+    runs: list[dict[str, float]] = []
+    for _ in range(repeat):
+        job = bench.job(job_type)
+        seconds, folder = bench.bare(job_type)
+        upload, files, size = bench.upload_one_by_one(folder)
+        runs.append({**job, "bare": seconds, "upload": upload, "files": files, "mib": size / 2**20})
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    median["then_upload"] = median["bare"] + median["upload"]
+    median["spread"] = max(run["job"] / run["bare"] for run in runs) - min(run["job"] / run["bare"] for run in runs)
+    return median
 
 
 def report(rows: list[tuple[str, float, dict[str, float]]]) -> None:
     print(f"{'type':<14}{'delay':>7}{'files':>7}{'MiB':>8}{'bare s':>9}{'enc+upl s':>11}{'job s':>8}"
-          f"{'job/bare':>10}{'(enc+upl)/job':>15}")
+          f"{'(before':>9}{'ffmpeg':>8}{'after)':>8}{'job/bare':>10}{'±':>7}{'(enc+upl)/job':>15}{'at most':>9}")
     for job_type, delay, r in rows:
         print(f"{job_type:<14}{delay:>5.0f}ms{r['files']:>7.0f}{r['mib']:>8.1f}{r['bare']:>9.2f}{r['then_upload']:>11.2f}"
-              f"{r['job']:>8.2f}{r['job'] / r['bare']:>10.3f}{r['then_upload'] / r['job']:>15.2f}")
+              f"{r['job']:>8.2f}{r['before']:>9.2f}{r['ffmpeg']:>8.2f}{r['after']:>8.2f}{r['job'] / r['bare']:>10.3f}"
+              f"{r['spread'] / 2:>7.3f}{r['then_upload'] / r['job']:>15.2f}{r['then_upload'] / r['bare']:>9.2f}")
 
 
 def main() -> None:
@@ -169,6 +196,7 @@ def main() -> None:
     parser.add_argument("--mbit", type=float, default=0, help="cap on what the worker sends (uploads; 0: none)")
     parser.add_argument("--concurrency", type=int, default=4, help="UPLOAD_CONCURRENCY")
     parser.add_argument("--types", default="video.hls,video.process")
+    parser.add_argument("--repeat", type=int, default=1, help="turns of job and bare ffmpeg; medians are printed")
     args = parser.parse_args()
     from handlers import load_handlers
     from worker.logs import configure_logging
@@ -178,19 +206,18 @@ def main() -> None:
     db_url = bench_database("mw_bench_delivery")
     root = Path(tempfile.mkdtemp(prefix="mw-bench-delivery-"))
     rows: list[tuple[str, float, dict[str, float]]] = []
-    bare: dict[str, tuple[float, Path]] = {}
     try:
         make_source(root / "source.mp4", args.seconds, args.size)
         for delay in (float(d) for d in args.delays_ms.split(",")):
             proc, url = start_server(delay, args.mbit)
             try:
                 bench = Bench(url, db_url, root, root / "source.mp4", args.concurrency)
-                rows += [(t, delay, run_type(bench, t, bare)) for t in args.types.split(",")]
+                rows += [(t, delay, run_type(bench, t, args.repeat)) for t in args.types.split(",")]
             finally:
                 proc.communicate("")
         bandwidth = f"{args.mbit:g} Mbit/s" if args.mbit else "uncapped"
         print(f"source: {args.seconds} s {args.size}, UPLOAD_CONCURRENCY={args.concurrency}, bandwidth {bandwidth}; "
-              f"{os.cpu_count()} CPUs")
+              f"{os.cpu_count()} CPUs; medians of {args.repeat} turn(s), ± half the spread of job/bare")
         report(rows)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -1,9 +1,11 @@
 """Finding a handler's live outputs while its ffmpeg runs, so each is uploaded as soon as ffmpeg has finished it.
 
 A watcher thread lists the work directory every POLL_SECONDS and hands each new file matching a declared pattern
-(handlers.base.LiveOutput) to the job's Delivery. ffmpeg gives such a file its name only once it is complete
-(a segment killed mid-write keeps its .tmp name), so whatever matches may be stored at once. Each path is handed
-over once: a file written again later (a run done again on the CPU) is caught when the handler lists it.
+(handlers.base.LiveOutput) to the job's Delivery. It looks once more when the handler has returned, so the last
+segments, which ffmpeg names as it exits, upload while the outputs are verified. ffmpeg gives such a file its name
+only once it is complete (a segment killed mid-write keeps its .tmp name), so whatever matches may be stored at
+once. Each path is handed over once: a file written again later (a run done again on the CPU) is caught when the
+handler lists it.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ class LiveOutputWatch:
             self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            if exc_type is None:  # a failed run's files are not wanted
+                self._look()
 
     def scan(self) -> None:
         """Hand over every matching file not handed over yet, in name order (segments in playing order)."""
@@ -59,9 +63,12 @@ class LiveOutputWatch:
                 self.submit(path.relative_to(self.root).as_posix(), path, output.content_type, identity)
 
     def _watch(self) -> None:
-        # A failing look must not end the watch: what it missed is uploaded once the handler lists it.
         while not self._stop.wait(self.poll_seconds):
-            try:
-                self.scan()
-            except OSError as exc:
-                log.warning("live_outputs_unreadable", error=str(exc))
+            self._look()
+
+    def _look(self) -> None:
+        # A failing look must not end the watch: what it missed is uploaded once the handler lists it.
+        try:
+            self.scan()
+        except OSError as exc:
+            log.warning("live_outputs_unreadable", error=str(exc))

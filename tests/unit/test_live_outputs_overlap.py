@@ -45,6 +45,31 @@ def test_the_watcher_hands_over_finished_segments_once_in_name_order_and_never_a
     assert handed == ["hls/360p/seg_000.ts", "hls/360p/seg_001.ts", "hls/360p/seg_002.ts"]
 
 
+def test_segments_named_as_ffmpeg_exits_are_handed_over_when_the_run_ends_not_after_verification(
+        tmp_path: Path) -> None:
+    handed: list[str] = []
+    folder = tmp_path / "hls" / "360p"
+    folder.mkdir(parents=True)
+    with LiveOutputWatch(tmp_path, (SEGMENTS,), lambda name, path, content_type, identity: handed.append(name),
+                         poll_seconds=3600):  # no look of its own before the run ends
+        (folder / "seg_000.ts").write_bytes(b"the last segment")
+    assert handed == ["hls/360p/seg_000.ts"]
+
+
+def test_a_failed_run_hands_over_nothing_more(tmp_path: Path) -> None:
+    handed: list[str] = []
+    folder = tmp_path / "hls" / "360p"
+    folder.mkdir(parents=True)
+    try:
+        with LiveOutputWatch(tmp_path, (SEGMENTS,), lambda name, path, content_type, identity: handed.append(name),
+                             poll_seconds=3600):
+            (folder / "seg_000.ts").write_bytes(b"from a run that then failed")
+            raise RuntimeError("ffmpeg failed")
+    except RuntimeError:
+        pass
+    assert handed == []
+
+
 def test_a_file_stored_during_the_run_and_written_again_after_is_stored_again(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "storage")
     work = tmp_path / "work"
