@@ -124,6 +124,7 @@ class Bench:
         try:
             runner = JobRunner(store, self.storage(), self.settings, media_settings(self.settings), heartbeat,
                                storage_factory=self.storage)
+            runner.storages.take(self.settings.upload_concurrency)  # a running worker made these for its first job
             store.insert_job(job_type, {"input": {"bucket": "media-uploads", "path": SOURCE}, **PAYLOADS[job_type]})
             job = store.claim_next_job((job_type,))
             assert job is not None
