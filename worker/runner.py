@@ -174,8 +174,10 @@ class JobRunner:
         an upload that failed is what is raised."""
         started = time.monotonic()
         spec = handler.live_playlists(payload) if handler.live_playlists else None
-        with LiveOutputWatch(work_dir, handler.live_outputs, delivery.submit), \
-                LivePlaylistPublisher(work_dir, spec, delivery, lambda: control.set_stage("playable")) as live:
+        # The watch is left first: its last look queues the final segments before the publisher waits for its
+        # snapshots in flight.
+        with LivePlaylistPublisher(work_dir, spec, delivery, lambda: control.set_stage("playable")) as live, \
+                LiveOutputWatch(work_dir, handler.live_outputs, delivery.submit):
             try:
                 output = handler.run(payload, ctx)
             except FFmpegStopped:
